@@ -1,0 +1,101 @@
+"""`series_catalog`: the spec's sync-series job as an asset (series, seasons, episodes, posters)."""
+
+
+import time
+
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from aperture_assets.catalog_rows import (
+    episode_row,
+    library_row,
+    primary_image_tag,
+    season_row,
+    select_tv_libraries,
+    series_row,
+    unique_rows,
+)
+from aperture_resources.catalog_store import active_count, newest_series, sync_table
+from aperture_resources.database import DatabaseResource
+from aperture_resources.media_server import MediaServerResource
+from aperture_resources.media_server.client import EPISODE_FIELDS, SEASON_FIELDS, SERIES_FIELDS
+from aperture_resources.settings import split_list
+
+
+class EmptyReadError(RuntimeError):
+    """The server listed no series although the catalog has some: treat as a failed read."""
+
+
+@asset(
+    group_name="catalog",
+    kinds={"postgres"},
+    description="Series, seasons and episodes of the enabled TV libraries (the spec's sync-series).",
+)
+def series_catalog(
+    context: AssetExecutionContext, media_server: MediaServerResource, database: DatabaseResource
+) -> MaterializeResult:
+    started = time.perf_counter()
+    with media_server.client() as client:
+        folders = client.libraries()
+        libraries = select_tv_libraries(folders, split_list(media_server.tv_libraries), media_server.library_root)
+        series_items, season_items, episode_items = [], [], []
+        for library in libraries:
+            library_id = str(library.get("ItemId") or library.get("Id"))
+            series_items += [{**item, "_library": library_id}
+                             for item in client.items("Series", library_id, SERIES_FIELDS)]
+            season_items += client.items("Season", library_id, SEASON_FIELDS)
+            episode_items += client.items("Episode", library_id, EPISODE_FIELDS, excludeLocationTypes=["Virtual"])
+        requests = client.requests_made
+        poster = client.poster_url
+    read_seconds = time.perf_counter() - started
+
+    series_rows, series_skipped = unique_rows(
+        series_items,
+        lambda it: series_row(it, it["_library"], poster(it["Id"], primary_image_tag(it))),
+    )
+    season_rows, season_skipped = unique_rows(season_items, season_row)
+    episode_rows, episode_skipped = unique_rows(episode_items, episode_row)
+    library_rows, _ = unique_rows(({**f, "Id": f.get("ItemId") or f.get("Id")} for f in folders), library_row)
+    skipped = series_skipped + season_skipped + episode_skipped
+
+    with database.connect() as conn:
+        if not series_rows and active_count(conn, "series"):
+            raise EmptyReadError("The media server listed no series in the enabled libraries although the "
+                                 "catalog holds some; nothing was marked removed. Check the server's libraries.")
+        sync_table(conn, "libraries", library_rows, mark_removed=True)
+        counts = {
+            "series": sync_table(conn, "series", series_rows, mark_removed=True),
+            "seasons": sync_table(conn, "seasons", season_rows, mark_removed=True),
+            "episodes": sync_table(conn, "episodes", episode_rows, mark_removed=True),
+        }
+        preview = newest_series(conn)
+
+    duration = time.perf_counter() - started
+    context.log.info(
+        "catalog: %d series, %d episodes from %d libraries in %.2fs (%d requests)",
+        len(series_rows), len(episode_rows), len(libraries), duration, requests,
+    )
+    metadata = {
+        f"{table}_{field}": getattr(c, field)
+        for table, c in counts.items()
+        for field in ("new", "updated", "restored", "removed")
+    }
+    metadata |= {
+        "series_total": len(series_rows),
+        "episodes_total": len(episode_rows),
+        "libraries": ", ".join(str(lib.get("Name")) for lib in libraries),
+        "items_skipped_malformed": skipped,
+        "rows_changed": sum(c.changed for c in counts.values()),
+        "http_requests": requests,
+        "read_seconds": round(read_seconds, 3),
+        "duration_seconds": round(duration, 3),
+        "preview": MetadataValue.md(_preview_markdown(preview)),
+    }
+    return MaterializeResult(metadata=metadata)
+
+
+def _preview_markdown(rows: list[tuple]) -> str:
+    lines = ["| Series | Year | Network | Library | Episodes |", "|---|---|---|---|---|"]
+    for name, year, network, library, episodes in rows:
+        safe = str(name).replace("|", "\\|")
+        lines.append(f"| {safe} | {year or ''} | {network or ''} | {library or ''} | {episodes} |")
+    return "\n".join(lines)

@@ -1,0 +1,226 @@
+"""The `aperture` command: run the pipeline, start the Dagster UI, check the setup, manage the database.
+
+Every command resolves the database first (starting the embedded PostgreSQL when
+APERTURE_DATABASE_URL is unset) and points Dagster's instance storage at it, so run history
+persists across commands with no separate server to install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aperture_resources.settings import ConfigError, Settings, load_settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def prepare_environment(settings: Settings) -> dict[str, str]:
+    """Resolve the database, write DAGSTER_HOME/dagster.yaml and export what child processes need."""
+    from aperture_resources.database import resolve_urls
+
+    app_url, dagster_url = resolve_urls(settings.database_url, settings.data_dir)
+    home = settings.data_dir.absolute() / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    source = PROJECT_ROOT / "dagster.yaml"
+    if not source.exists():
+        raise ConfigError(f"dagster.yaml was not found beside the package ({source}); install aperture from "
+                          "its source tree (pip install -e .).")
+    shutil.copyfile(source, home / "dagster.yaml")
+    exported = {
+        "APERTURE_DATABASE_URL": app_url,
+        "APERTURE_DAGSTER_STORAGE_URL": dagster_url,
+        "DAGSTER_HOME": str(home),
+        "APERTURE_DATA_DIR": str(settings.data_dir.absolute()),
+    }
+    os.environ.update(exported)
+    return exported
+
+
+def run_pipeline(job_names: Sequence[str] = ("sync_series",)) -> list[str]:
+    """Materialize the pipeline once through Dagster with the persistent instance; returns run ids."""
+    from dagster import DagsterInstance
+
+    from aperture_assets.definitions import defs
+
+    run_ids = []
+    with DagsterInstance.get() as instance:
+        for name in job_names:
+            result = defs.resolve_job_def(name).execute_in_process(instance=instance, raise_on_error=False)
+            if not result.success:
+                raise _step_failure(result)
+            run_ids.append(result.run_id)
+    return run_ids
+
+
+def _step_failure(result) -> Exception:
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data and event.step_failure_data.user_failure_data is None:
+            error = event.step_failure_data.error
+            while error and error.cause and error.cls_name in {"DagsterExecutionStepExecutionError"}:
+                error = error.cause
+            if error is not None:
+                message = error.message.strip()
+                if error.cls_name == "ConfigError":
+                    return ConfigError(message.split(": ", 1)[-1])
+                return RuntimeError(f"step {event.step_key} failed: {message}")
+    return RuntimeError(f"run {result.run_id} failed")
+
+
+def summary_lines() -> list[str]:
+    from aperture_resources.database import DatabaseResource
+
+    with DatabaseResource(url=os.environ["APERTURE_DATABASE_URL"]).connect() as conn:
+        series, episodes, libraries = conn.execute(
+            "SELECT (SELECT count(*) FROM series WHERE removed_at IS NULL),"
+            " (SELECT count(*) FROM episodes WHERE removed_at IS NULL),"
+            " (SELECT count(DISTINCT library_id) FROM series WHERE removed_at IS NULL)"
+        ).fetchone()
+    return [f"catalog: {series} series, {episodes} episodes in {libraries} TV libraries"]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    settings.require_media_server()
+    prepare_environment(settings)
+    run_ids = run_pipeline()
+    print(f"aperture: pipeline finished ({len(run_ids)} Dagster run(s): {', '.join(run_ids)})")
+    print("\n".join(summary_lines()))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Serve the bundled sample library on 127.0.0.1 and run the whole pipeline against it."""
+    from aperture_resources.sample_server import SampleServer, load_sample_library
+
+    server = SampleServer(load_sample_library(), mode="jellyfin", api_key="demo-key").start()
+    try:
+        os.environ.update({
+            "APERTURE_MEDIA_SERVER_TYPE": "jellyfin",
+            "APERTURE_MEDIA_SERVER_URL": server.url,
+            "APERTURE_MEDIA_SERVER_API_KEY": "demo-key",
+        })
+        settings = load_settings()
+        prepare_environment(settings)
+        print(f"aperture demo: sample Jellyfin server at {server.url}, data in {settings.data_dir.absolute()}")
+        run_ids = run_pipeline()
+        print(f"aperture demo: {len(run_ids)} Dagster run(s) succeeded: {', '.join(run_ids)}")
+        print("\n".join(summary_lines()))
+        print(f"aperture demo: {server.request_count} requests to the sample server. "
+              "See the runs with `.venv/bin/aperture dev`.")
+    finally:
+        server.stop()
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    prepare_environment(settings)
+    dagster = Path(sys.executable).with_name("dagster")
+    command = [str(dagster), "dev", "-m", "aperture_assets.definitions", "-h", args.host, "-p", str(args.port)]
+    os.execv(command[0], command)
+    return 0  # not reached
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    problems = 0
+
+    def report(ok: bool, text: str) -> None:
+        nonlocal problems
+        problems += not ok
+        print(f"{'ok  ' if ok else 'FAIL'} {text}")
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        report(False, str(exc))
+        return 1
+    report(True, f"settings: media server type {settings.media_server_type}, "
+                 f"embedding provider {settings.embedding_provider}")
+    try:
+        prepare_environment(settings)
+        from aperture_resources.database import DatabaseResource
+
+        with DatabaseResource(url=os.environ["APERTURE_DATABASE_URL"]).connect() as conn:
+            version = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+        where = "embedded" if not settings.database_url else "APERTURE_DATABASE_URL"
+        report(True, f"database ({where}): reachable, schema migrated, pgvector {version[0]}")
+    except Exception as exc:  # doctor reports every failure and carries on
+        report(False, f"database: {exc}")
+    try:
+        settings.require_media_server()
+        from aperture_resources.media_server import MediaServerResource
+
+        resource = MediaServerResource(server_type=settings.media_server_type, url=settings.media_server_url,
+                                       api_key=settings.media_server_api_key, retries=1, timeout_seconds=10)
+        with resource.client() as client:
+            info = client.system_info()
+            libraries = [f.get("Name") for f in client.libraries()
+                         if str(f.get("CollectionType", "")).lower() == "tvshows"]
+        report(True, f"media server: {info.get('ProductName', settings.media_server_type)} "
+                     f"{info.get('Version', '?')} at {settings.media_server_url}; TV libraries: "
+                     f"{', '.join(map(str, libraries)) or 'none'}")
+    except Exception as exc:
+        report(False, f"media server: {exc}")
+    return 1 if problems else 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if args.action == "stop":
+        from aperture_resources.database import stop_embedded
+
+        print("embedded PostgreSQL stopped" if stop_embedded(settings.data_dir) else "embedded PostgreSQL not running")
+        return 0
+    from aperture_resources.database import migrate
+
+    env = prepare_environment(settings)
+    if args.action == "upgrade":
+        migrate(env["APERTURE_DATABASE_URL"])
+        print("database schema is up to date")
+    else:
+        print(env["APERTURE_DATABASE_URL"])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aperture", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="materialize the whole pipeline once").set_defaults(func=cmd_run)
+    sub.add_parser("demo", help="run the pipeline against the bundled sample server").set_defaults(func=cmd_demo)
+    dev = sub.add_parser("dev", help="start the Dagster UI with the embedded defaults")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=3000)
+    dev.set_defaults(func=cmd_dev)
+    sub.add_parser("doctor", help="check configuration, database and media server").set_defaults(func=cmd_doctor)
+    db = sub.add_parser("db", help="database maintenance")
+    db.add_argument("action", choices=["upgrade", "url", "stop"])
+    db.set_defaults(func=cmd_db)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from dotenv import load_dotenv
+
+    load_dotenv(".env", override=False)  # same convention as `dagster dev`
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"aperture: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        from aperture_resources.media_server import MediaServerError
+
+        if isinstance(exc, MediaServerError | RuntimeError):
+            print(f"aperture: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
