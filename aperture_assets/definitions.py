@@ -1,16 +1,17 @@
-"""The aperture code location: assets, jobs, schedules and resources."""
-
-from __future__ import annotations
+"""The aperture code location: assets, jobs, schedules, sensors and resources."""
 
 from dagster import Definitions
 
 from aperture_assets.catalog import series_catalog
 from aperture_assets.jobs import JOBS, SCHEDULES
 from aperture_assets.resources import build_resources
+from aperture_assets.users import media_users_sensor
+from aperture_assets.watch_history import series_watch_history
 
 defs = Definitions(
-    assets=[series_catalog],
+    assets=[series_catalog, series_watch_history],
     jobs=JOBS,
     schedules=SCHEDULES,
+    sensors=[media_users_sensor],
     resources=build_resources(),
 )

@@ -1,13 +1,34 @@
-"""The spec's jobs by their names, each selecting its stage of the asset graph, with its schedule."""
+"""The spec's jobs by their names, each selecting its stage of the asset graph, with its schedule.
 
-from __future__ import annotations
+Per-user stages run as ONE run over all user partitions (a partition-range run; the assets use a
+single-run backfill policy), so a schedule tick costs one process, not one per user.
+"""
 
-from dagster import AssetSelection, DefaultScheduleStatus, ScheduleDefinition, define_asset_job
+from dagster import (
+    AssetSelection,
+    DefaultScheduleStatus,
+    RunRequest,
+    ScheduleDefinition,
+    ScheduleEvaluationContext,
+    SkipReason,
+    define_asset_job,
+    schedule,
+)
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from aperture_assets.users import users_partitions
 
 sync_series = define_asset_job(
     "sync_series",
     selection=AssetSelection.assets("series_catalog"),
     description="Import series, seasons and episodes from the media server (spec: sync-series).",
+)
+
+sync_series_watch_history = define_asset_job(
+    "sync_series_watch_history",
+    selection=AssetSelection.assets("series_watch_history"),
+    partitions_def=users_partitions,
+    description="Import what every enabled user watched (spec: sync-series-watch-history).",
 )
 
 sync_series_daily = ScheduleDefinition(
@@ -18,5 +39,23 @@ sync_series_daily = ScheduleDefinition(
     description="Daily catalog sync (spec: Scheduled Daily).",
 )
 
-JOBS = [sync_series]
-SCHEDULES = [sync_series_daily]
+
+def all_users_run(keys: list[str]) -> RunRequest | SkipReason:
+    """One run covering every user partition."""
+    if not keys:
+        return SkipReason("no enabled users yet (the media_users sensor adds them)")
+    return RunRequest(tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]})
+
+
+@schedule(
+    job=sync_series_watch_history,
+    cron_schedule="0 */2 * * *",
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Every 2 hours, one run over all users (spec: Scheduled every 2 hours).",
+)
+def sync_series_watch_history_every_2h(context: ScheduleEvaluationContext):
+    return all_users_run(context.instance.get_dynamic_partitions(users_partitions.name))
+
+
+JOBS = [sync_series, sync_series_watch_history]
+SCHEDULES = [sync_series_daily, sync_series_watch_history_every_2h]

@@ -10,6 +10,7 @@ from dagster import EnvVar
 
 from aperture_resources.database import DatabaseResource
 from aperture_resources.media_server import MediaServerResource
+from aperture_resources.pipeline_config import PipelineConfig
 
 
 def env(name: str, default: Any = "") -> Any:
@@ -29,4 +30,5 @@ def build_resources() -> dict[str, Any]:
             tv_libraries=env("APERTURE_TV_LIBRARIES"),
             library_root=env("APERTURE_MEDIA_SERVER_LIBRARY_ROOT", env("APERTURE_LIBRARY_ROOT")),
         ),
+        "pipeline": PipelineConfig(users=env("APERTURE_USERS")),
     }

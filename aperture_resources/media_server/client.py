@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import platform
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -232,6 +232,23 @@ class MediaServerClient:
                                        enableUserData=True, **extra)}
         return self.fetch_all(path, params)
 
+    def resume_items(self, user_id: str, fields: Iterable[str]) -> list[dict]:
+        """The user's in-progress (resume) episodes, paged."""
+        path, base = self.resume_path(user_id)
+        params = {**base, **self.query(includeItemTypes=["Episode"], fields=list(fields), enableUserData=True)}
+        return self.fetch_all(path, params)
+
+    def items_by_id(self, ids: Sequence[str], fields: Iterable[str]) -> list[dict]:
+        """Look items up by id (admin view), 100 ids per request."""
+        found: list[dict] = []
+        for start in range(0, len(ids), 100):
+            chunk = list(ids[start:start + 100])
+            found += self.fetch_all("/Items", self.query(ids=chunk, fields=list(fields), enableUserData=False))
+        return found
+
+    def resume_path(self, user_id: str) -> tuple[str, dict[str, Any]]:
+        return f"/Users/{user_id}/Items/Resume", {}
+
     def poster_url(self, item_id: str, tag: str | None, max_width: int = 600) -> str | None:
         if not tag:
             return None
@@ -266,6 +283,9 @@ class JellyfinClient(MediaServerClient):
 
     def user_items_path(self, user_id: str) -> tuple[str, dict[str, Any]]:
         return "/Items", {"userId": user_id}
+
+    def resume_path(self, user_id: str) -> tuple[str, dict[str, Any]]:
+        return "/UserItems/Resume", {"userId": user_id}
 
     def mark_played(self, user_id: str, item_id: str, when: datetime | None = None) -> None:
         params = {"userId": user_id}

@@ -1,0 +1,192 @@
+"""SQL for users and watch history: diff-based per-user writes and the derived series progress."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import psycopg
+
+USER_COLUMNS = ("id", "name", "is_disabled", "is_admin", "last_activity_at")
+
+
+def sync_users(conn: psycopg.Connection, rows: Sequence[tuple]) -> int:
+    """Upsert server users; users gone from the server get removed_at. Returns rows changed."""
+    ids = [r[0] for r in rows]
+    changed = conn.execute(
+        """
+        INSERT INTO media_users (id, name, is_disabled, is_admin, last_activity_at)
+        SELECT * FROM unnest(%s::text[], %s::text[], %s::bool[], %s::bool[], %s::timestamptz[])
+        ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, is_disabled = EXCLUDED.is_disabled,
+            is_admin = EXCLUDED.is_admin, last_activity_at = EXCLUDED.last_activity_at,
+            removed_at = NULL, updated_at = now()
+        WHERE (media_users.name, media_users.is_disabled, media_users.is_admin, media_users.last_activity_at,
+               media_users.removed_at IS NULL)
+              IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.is_disabled, EXCLUDED.is_admin,
+               EXCLUDED.last_activity_at, true)
+        """,
+        [list(col) for col in zip(*rows, strict=True)] if rows else [[], [], [], [], []],
+    ).rowcount
+    changed += conn.execute(
+        "UPDATE media_users SET removed_at = now() WHERE removed_at IS NULL AND NOT (id = ANY(%s))", (ids,)
+    ).rowcount
+    return changed
+
+
+def known_episode_ids(conn: psycopg.Connection, ids: Sequence[str]) -> set[str]:
+    rows = conn.execute("SELECT id FROM episodes WHERE id = ANY(%s) AND removed_at IS NULL", (list(ids),))
+    return {r[0] for r in rows}
+
+
+def known_series_ids(conn: psycopg.Connection, ids: Sequence[str]) -> set[str]:
+    rows = conn.execute("SELECT id FROM series WHERE id = ANY(%s) AND removed_at IS NULL", (list(ids),))
+    return {r[0] for r in rows}
+
+
+def series_provider_ids(conn: psycopg.Connection, ids: Sequence[str]) -> dict[str, tuple]:
+    rows = conn.execute("SELECT id, tvdb_id, tmdb_id, imdb_id FROM series WHERE id = ANY(%s)", (list(ids),))
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
+def match_by_provider(conn: psycopg.Connection, keys: Sequence[tuple]) -> dict[int, str]:
+    """Map (index, tvdb, tmdb, imdb, season, episode) keys onto active catalog episodes of any copy of the
+    show (duplicate copies share provider ids, not item ids). Season/episode None = match the series."""
+    if not keys:
+        return {}
+    cols = [list(c) for c in zip(*keys, strict=True)]
+    rows = conn.execute(
+        """
+        SELECT DISTINCT ON (k.idx) k.idx, coalesce(e.id, s.id)
+        FROM unnest(%s::int[], %s::text[], %s::text[], %s::text[], %s::int[], %s::int[])
+             AS k(idx, tvdb, tmdb, imdb, season, episode)
+        JOIN series s ON s.removed_at IS NULL
+             AND (s.tvdb_id = k.tvdb OR s.tmdb_id = k.tmdb OR s.imdb_id = k.imdb)
+        LEFT JOIN episodes e ON k.episode IS NOT NULL AND e.series_id = s.id AND e.removed_at IS NULL
+             AND e.season_number = k.season AND e.episode_number = k.episode
+        WHERE k.episode IS NULL OR e.id IS NOT NULL
+        ORDER BY k.idx, s.id, e.id
+        """,
+        cols,
+    )
+    return {idx: target for idx, target in rows}
+
+
+def write_user_history(
+    conn: psycopg.Connection,
+    user_id: str,
+    episode_rows: Sequence[tuple],
+    favorite_series: Sequence[str],
+    state_of: Callable[[int, int, bool, str | None], str],
+) -> dict[str, int]:
+    """Replace the user's stored state with what the server reported, touching only rows that differ,
+    then re-derive series progress. Rows: (episode_id, played, play_count, last_played_at,
+    position_ticks, played_percentage, is_favorite)."""
+    cols = [list(c) for c in zip(*episode_rows, strict=True)] if episode_rows else [[]] * 7
+    upserted = conn.execute(
+        """
+        INSERT INTO episode_watch_state AS w (user_id, episode_id, played, play_count, last_played_at,
+                                              position_ticks, played_percentage, is_favorite)
+        SELECT %s, * FROM unnest(%s::text[], %s::bool[], %s::int[], %s::timestamptz[], %s::bigint[],
+                                 %s::real[], %s::bool[])
+        ON CONFLICT (user_id, episode_id) DO UPDATE SET played = EXCLUDED.played,
+            play_count = EXCLUDED.play_count, last_played_at = EXCLUDED.last_played_at,
+            position_ticks = EXCLUDED.position_ticks, played_percentage = EXCLUDED.played_percentage,
+            is_favorite = EXCLUDED.is_favorite, updated_at = now()
+        WHERE (w.played, w.play_count, w.last_played_at, w.position_ticks, w.played_percentage, w.is_favorite)
+              IS DISTINCT FROM (EXCLUDED.played, EXCLUDED.play_count, EXCLUDED.last_played_at,
+               EXCLUDED.position_ticks, EXCLUDED.played_percentage, EXCLUDED.is_favorite)
+        """,
+        [user_id, *cols],
+    ).rowcount
+    cleared = conn.execute(
+        "DELETE FROM episode_watch_state WHERE user_id = %s AND NOT (episode_id = ANY(%s))",
+        (user_id, cols[0]),
+    ).rowcount
+    favorites = conn.execute(
+        "INSERT INTO series_favorites (user_id, series_id) SELECT %s, unnest(%s::text[]) ON CONFLICT DO NOTHING",
+        (user_id, list(favorite_series)),
+    ).rowcount
+    favorites += conn.execute(
+        "DELETE FROM series_favorites WHERE user_id = %s AND NOT (series_id = ANY(%s))",
+        (user_id, list(favorite_series)),
+    ).rowcount
+    progress = refresh_series_progress(conn, user_id, state_of)
+    return {"episodes_changed": upserted, "episodes_cleared": cleared, "favorites_changed": favorites,
+            "progress_changed": progress}
+
+
+def refresh_series_progress(
+    conn: psycopg.Connection, user_id: str, state_of: Callable[[int, int, bool, str | None], str]
+) -> int:
+    """Re-derive the user's per-series progress from episode state (specials don't count)."""
+    rows = conn.execute(
+        """
+        WITH ws AS (
+            SELECT e.series_id,
+                   count(*) FILTER (WHERE w.played AND e.season_number IS DISTINCT FROM 0
+                                    AND e.removed_at IS NULL) AS watched,
+                   bool_or(NOT w.played AND w.position_ticks > 0) AS resuming,
+                   max(w.play_count) AS max_plays,
+                   max(w.last_played_at) AS last_watched
+            FROM episode_watch_state w JOIN episodes e ON e.id = w.episode_id
+            WHERE w.user_id = %(u)s
+            GROUP BY e.series_id
+        ), fav AS (
+            SELECT series_id FROM series_favorites WHERE user_id = %(u)s
+        ), ids AS (
+            SELECT series_id FROM ws UNION SELECT series_id FROM fav
+        ), avail AS (
+            SELECT e.series_id, count(*) AS available
+            FROM episodes e JOIN ids USING (series_id)
+            WHERE e.removed_at IS NULL AND e.season_number IS DISTINCT FROM 0
+            GROUP BY e.series_id
+        )
+        SELECT ids.series_id, coalesce(ws.watched, 0), coalesce(avail.available, 0), coalesce(ws.resuming, false),
+               coalesce(ws.max_plays, 0), ws.last_watched, fav.series_id IS NOT NULL, s.status
+        FROM ids JOIN series s ON s.id = ids.series_id
+        LEFT JOIN ws USING (series_id) LEFT JOIN avail USING (series_id) LEFT JOIN fav USING (series_id)
+        """,
+        {"u": user_id},
+    ).fetchall()
+    progress = [
+        (sid, watched, available, round(100.0 * min(watched, available) / available, 1) if available else 0.0,
+         plays, last, fav, state_of(watched, available, resuming, status))
+        for sid, watched, available, resuming, plays, last, fav, status in rows
+    ]
+    cols = [list(c) for c in zip(*progress, strict=True)] if progress else [[]] * 8
+    changed = conn.execute(
+        """
+        INSERT INTO series_progress AS p (user_id, series_id, episodes_watched, episodes_available, percent,
+                                          max_play_count, last_watched_at, is_favorite, state)
+        SELECT %s, * FROM unnest(%s::text[], %s::int[], %s::int[], %s::real[], %s::int[], %s::timestamptz[],
+                                 %s::bool[], %s::text[])
+        ON CONFLICT (user_id, series_id) DO UPDATE SET episodes_watched = EXCLUDED.episodes_watched,
+            episodes_available = EXCLUDED.episodes_available, percent = EXCLUDED.percent,
+            max_play_count = EXCLUDED.max_play_count, last_watched_at = EXCLUDED.last_watched_at,
+            is_favorite = EXCLUDED.is_favorite, state = EXCLUDED.state, updated_at = now()
+        WHERE (p.episodes_watched, p.episodes_available, p.percent, p.max_play_count, p.last_watched_at,
+               p.is_favorite, p.state)
+              IS DISTINCT FROM (EXCLUDED.episodes_watched, EXCLUDED.episodes_available, EXCLUDED.percent,
+               EXCLUDED.max_play_count, EXCLUDED.last_watched_at, EXCLUDED.is_favorite, EXCLUDED.state)
+        """,
+        [user_id, *cols],
+    ).rowcount
+    changed += conn.execute(
+        "DELETE FROM series_progress WHERE user_id = %s AND NOT (series_id = ANY(%s))", (user_id, cols[0])
+    ).rowcount
+    return changed
+
+
+def user_summary(conn: psycopg.Connection, user_id: str, top: int = 10) -> tuple[dict[str, int], list[tuple]]:
+    """(series per state, top series by progress) for the UI."""
+    states = dict(conn.execute(
+        "SELECT state, count(*) FROM series_progress WHERE user_id = %s GROUP BY state", (user_id,)
+    ).fetchall())
+    rows = conn.execute(
+        """
+        SELECT s.name, p.state, p.episodes_watched, p.episodes_available, p.percent, p.last_watched_at
+        FROM series_progress p JOIN series s ON s.id = p.series_id
+        WHERE p.user_id = %s ORDER BY p.percent DESC, p.last_watched_at DESC NULLS LAST, s.name LIMIT %s
+        """,
+        (user_id, top),
+    ).fetchall()
+    return states, rows
