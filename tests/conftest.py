@@ -66,3 +66,48 @@ def sql(database: db.DatabaseResource):
             return conn.execute(query, params).fetchall()
 
     return run
+
+
+@pytest.fixture(scope="session")
+def sample_data() -> dict:
+    from aperture_resources.sample_server import load_sample_library
+
+    return load_sample_library()
+
+
+def _start_server(data: dict, mode: str, **kwargs):
+    import copy
+
+    from aperture_resources.sample_server import SampleServer
+
+    return SampleServer(copy.deepcopy(data), mode=mode, api_key="test-key", **kwargs).start()
+
+
+@pytest.fixture(params=["jellyfin"])
+def sample_server(request, sample_data):
+    """A fresh sample server (its state is mutated by tests) on 127.0.0.1."""
+    server = _start_server(sample_data, request.param, record=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def emby_server(sample_data):
+    server = _start_server(sample_data, "emby", record=True)
+    yield server
+    server.stop()
+
+
+def media_resource(server, **overrides):
+    from aperture_resources.media_server import MediaServerResource
+
+    params = {"server_type": server.mode, "url": server.url, "api_key": "test-key", "retries": 3,
+              "backoff_seconds": 0.01, "page_size": 200, **overrides}
+    return MediaServerResource(**params)
+
+
+@pytest.fixture
+def resources(sample_server, database):
+    from aperture_resources.pipeline_config import PipelineConfig
+
+    return {"media_server": media_resource(sample_server), "database": database, "pipeline": PipelineConfig()}

@@ -20,6 +20,7 @@ class MediaServerResource(ConfigurableResource):
     concurrency: int = 4
     page_size: int = 1000
     retries: int = 4
+    backoff_seconds: float = 0.5
     tv_libraries: str = ""
     library_root: str = ""
 
@@ -40,4 +41,5 @@ class MediaServerResource(ConfigurableResource):
             concurrency=self.concurrency,
             page_size=self.page_size,
             retries=self.retries,
+            backoff=self.backoff_seconds,
         )

@@ -1,0 +1,88 @@
+"""`series_embeddings`: the spec's generate-series-embeddings, incremental by text hash."""
+
+import time
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    asset_check,
+)
+
+from aperture_assets.embedding_text import series_text, text_hash
+from aperture_resources.ai import AIProviderResource, embed_batches
+from aperture_resources.database import DatabaseResource
+from aperture_resources.embedding_store import (
+    active_series_texts,
+    ensure_model_index,
+    series_missing_vectors,
+    stored_hashes,
+    write_embeddings,
+)
+
+
+@asset(
+    deps=["series_catalog"],
+    group_name="embeddings",
+    kinds={"postgres", "pgvector"},
+    description="One vector per active series for the configured model; only new or changed text is embedded "
+    "(the spec's generate-series-embeddings).",
+)
+def series_embeddings(
+    context: AssetExecutionContext, ai: AIProviderResource, database: DatabaseResource
+) -> MaterializeResult:
+    started = time.perf_counter()
+    embedder = ai.embedder()
+    model = embedder.model_key
+    with database.connect() as conn:
+        series = active_series_texts(conn)
+        stored = stored_hashes(conn, model)
+
+    texts = {sid: series_text(*row) for sid, *row in series}
+    hashes = {sid: text_hash(text) for sid, text in texts.items()}
+    pending = [sid for sid in texts if stored.get(sid) != hashes[sid]]
+    # Duplicate copies of a show have identical text: embed each distinct text once.
+    unique = sorted({hashes[sid]: texts[sid] for sid in pending}.items())
+    vectors, failures, requests = embed_batches(embedder, [t for _, t in unique], ai.batch_size, ai.concurrency)
+    by_hash = {unique[i][0]: vec for i, vec in vectors.items()}
+    failed_reasons = {unique[i][0]: reason for i, reason in failures.items()}
+
+    rows = [(sid, hashes[sid], by_hash[hashes[sid]]) for sid in pending if hashes[sid] in by_hash]
+    dims = int(rows[0][2].shape[0]) if rows else None
+    with database.connect() as conn:
+        if rows:
+            write_embeddings(conn, model, rows)
+        if dims:
+            ensure_model_index(conn, model, dims)
+    failed = {texts[sid].splitlines()[0]: failed_reasons[hashes[sid]] for sid in pending
+              if hashes[sid] in failed_reasons}
+    if failed:
+        context.log.warning("%d series could not be embedded: %s", len(failed), sorted(failed)[:10])
+    metadata = {
+        "model": model,
+        "dimensions": dims or (embedder.dimensions or 0),
+        "embedded": len(rows),
+        "skipped_unchanged": len(texts) - len(pending),
+        "failed": len(failed),
+        "provider_requests": requests,
+        "distinct_texts_sent": len(unique),
+        "duration_seconds": round(time.perf_counter() - started, 3),
+    }
+    if failed:
+        metadata["failures"] = MetadataValue.json(dict(sorted(failed.items())[:50]))
+    return MaterializeResult(metadata=metadata)
+
+
+@asset_check(asset=series_embeddings, description="Every active series has a vector for the active model.")
+def every_series_has_a_vector(ai: AIProviderResource, database: DatabaseResource) -> AssetCheckResult:
+    model = ai.model_key()
+    with database.connect() as conn:
+        missing = series_missing_vectors(conn, model)
+    return AssetCheckResult(
+        passed=not missing,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"model": model, "missing": len(missing), "examples": ", ".join(missing[:10])},
+    )

@@ -1,0 +1,60 @@
+"""SQL for series embeddings: what is stored per model, writing vectors, and the per-model HNSW index."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+
+def active_series_texts(conn: psycopg.Connection) -> list[tuple]:
+    """(id, name, year, end_year, status, overview, genres, tags, network) of every active series."""
+    return conn.execute(
+        "SELECT id, name, year, end_year, status, overview, genres, tags, network FROM series "
+        "WHERE removed_at IS NULL ORDER BY id"
+    ).fetchall()
+
+
+def stored_hashes(conn: psycopg.Connection, model: str) -> dict[str, str]:
+    rows = conn.execute("SELECT series_id, text_hash FROM series_embeddings WHERE model = %s", (model,))
+    return dict(rows.fetchall())
+
+
+def write_embeddings(conn: psycopg.Connection, model: str, rows: Sequence[tuple[str, str, np.ndarray]]) -> int:
+    """Upsert (series_id, text_hash, vector) rows for `model`."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO series_embeddings (series_id, model, dims, text_hash, embedding) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (series_id, model) DO UPDATE SET dims = EXCLUDED.dims, "
+            "text_hash = EXCLUDED.text_hash, embedding = EXCLUDED.embedding, updated_at = now()",
+            [(sid, model, int(vec.shape[0]), digest, vec) for sid, digest, vec in rows],
+        )
+    return len(rows)
+
+
+def index_name(model: str) -> str:
+    return "series_embeddings_hnsw_" + hashlib.sha1(model.encode()).hexdigest()[:12]
+
+
+def ensure_model_index(conn: psycopg.Connection, model: str, dims: int) -> str:
+    """A partial HNSW cosine index for this model's vectors (each model has its own dimension)."""
+    name = index_name(model)
+    conn.execute(
+        sql.SQL(
+            "CREATE INDEX IF NOT EXISTS {name} ON series_embeddings USING hnsw "
+            "((embedding::vector({dims})) vector_cosine_ops) WHERE model = {model}"
+        ).format(name=sql.Identifier(name), dims=sql.Literal(dims), model=sql.Literal(model))
+    )
+    return name
+
+
+def series_missing_vectors(conn: psycopg.Connection, model: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT s.name FROM series s LEFT JOIN series_embeddings e ON e.series_id = s.id AND e.model = %s "
+        "WHERE s.removed_at IS NULL AND e.series_id IS NULL ORDER BY s.name",
+        (model,),
+    )
+    return [r[0] for r in rows]
