@@ -309,10 +309,16 @@ class EmbyClient(MediaServerClient):
         return {name[:1].upper() + name[1:]: _emby_value(value)
                 for name, value in params.items() if value is not None}
 
-    def users(self) -> list[dict]:
-        payload = self.get_json("/Users/Query")
+    def _query_list(self, path: str) -> list[dict]:
+        payload = self.get_json(path)
         items = payload.get("Items") if isinstance(payload, dict) else None
-        return self._expect_list(items, "/Users/Query")
+        return self._expect_list(items, path)
+
+    def users(self) -> list[dict]:
+        return self._query_list("/Users/Query")
+
+    def libraries(self) -> list[dict]:
+        return self._query_list("/Library/VirtualFolders/Query")
 
     def user_items_path(self, user_id: str) -> tuple[str, dict[str, Any]]:
         return f"/Users/{user_id}/Items", {}
