@@ -55,13 +55,17 @@ def taste_weight(w: Watched, now: datetime, half_life_days: float = HALF_LIFE_DA
     return weight
 
 
-def content_scores(candidates: np.ndarray, watched: np.ndarray, weights: np.ndarray, k: int = TOP_K
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def content_scores(candidates: np.ndarray, watched: np.ndarray, weights: np.ndarray, k: int = TOP_K,
+                   same: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per candidate: weighted mean cosine similarity to its k most similar watched shows (rows are
-    L2-normalised), and the similarity matrix (candidates x watched) for evidence."""
+    L2-normalised), and the similarity matrix (candidates x watched) for evidence. `same` marks
+    (candidate, watched) pairs that are one show (a favourite not yet started): a show is no evidence
+    for itself."""
     if len(candidates) == 0 or len(watched) == 0:
         return np.zeros(len(candidates)), np.zeros((len(candidates), len(watched)))
     sims = candidates @ watched.T
+    if same is not None:
+        sims = np.where(same, -1.0, sims)
     k = min(k, watched.shape[0])
     top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
     top_sims = np.take_along_axis(sims, top, axis=1)

@@ -4,13 +4,27 @@ from __future__ import annotations
 
 from dagster import ConfigurableResource
 
-from aperture_resources.settings import split_list
+from aperture_resources.settings import ConfigError, split_list
 
 
 class PipelineConfig(ConfigurableResource):
-    """APERTURE_USERS and friends."""
+    """APERTURE_USERS, APERTURE_RECOMMENDATIONS_PER_USER and APERTURE_EXPLANATIONS."""
 
     users: str = ""
+    recommendations_per_user: int = 12
+    explanations: str = "off"
 
     def wanted_users(self) -> list[str]:
         return split_list(self.users)
+
+    def picks_per_user(self) -> int:
+        if not 1 <= self.recommendations_per_user <= 200:
+            raise ConfigError("APERTURE_RECOMMENDATIONS_PER_USER must be between 1 and 200 "
+                              f"(got {self.recommendations_per_user}).")
+        return self.recommendations_per_user
+
+    def explanations_on(self) -> bool:
+        value = self.explanations.strip().lower()
+        if value not in {"on", "off", "true", "false", "1", "0", "yes", "no", ""}:
+            raise ConfigError(f"APERTURE_EXPLANATIONS must be 'on' or 'off' (got {self.explanations!r}).")
+        return value in {"on", "true", "1", "yes"}

@@ -47,6 +47,16 @@ def template_db(pg_server_url: str) -> str:
 @pytest.fixture
 def database(pg_server_url: str, template_db: str) -> Iterator[db.DatabaseResource]:
     """A DatabaseResource on a brand-new, fully migrated database."""
+    yield from new_database(pg_server_url, template_db)
+
+
+@pytest.fixture(scope="module")
+def module_database(pg_server_url: str, template_db: str) -> Iterator[db.DatabaseResource]:
+    """One fresh database shared by a module's tests (for expensive pipeline set-ups)."""
+    yield from new_database(pg_server_url, template_db)
+
+
+def new_database(pg_server_url: str, template_db: str) -> Iterator[db.DatabaseResource]:
     name = f"aperture_t{os.getpid()}_{next(_counter)}"
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')

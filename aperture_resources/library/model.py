@@ -1,0 +1,70 @@
+"""Input contract of the library writer (what the recommender hands over) and the planned tree entries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class EpisodeSource:
+    item_id: str  # media-server item id of the real episode
+    season: int | None  # ParentIndexNumber (0 = specials)
+    episode: int | None  # IndexNumber (None = unnumbered: skipped and counted)
+    episode_end: int | None  # IndexNumberEnd (multi-episode file)
+    name: str | None
+    path: str | None  # the real file path as the media server sees it
+    premiere_date: date | None
+    runtime_ticks: int | None  # 10^7 per second
+
+
+@dataclass(frozen=True)
+class PickedSeries:
+    rank: int  # 1 = best
+    series_id: str
+    title: str
+    year: int | None
+    original_title: str | None
+    overview: str | None
+    genres: tuple[str, ...]
+    studios: tuple[str, ...]
+    status: str | None  # Continuing / Ended
+    official_rating: str | None
+    community_rating: float | None
+    premiere_date: date | None
+    end_year: int | None
+    tvdb_id: str | None
+    tmdb_id: str | None
+    imdb_id: str | None
+    episodes: tuple[EpisodeSource, ...]
+
+
+@dataclass(frozen=True)
+class LibraryOptions:
+    mode: Literal["symlink", "strm"]
+    server_type: Literal["jellyfin", "emby"]
+    server_url: str  # base URL the media server plays from, for strm URLs
+    api_key_in_urls: str | None = None  # only when the user explicitly opted in; else None
+    path_map: tuple[tuple[str, str], ...] = ()  # (server prefix, local prefix) for symlink targets
+
+    def __post_init__(self) -> None:
+        # Every tree holds at least the placeholder .strm, whose URL is built from server_url: Jellyfin
+        # >= 10.11.8 skips .strm lines that are not http(s)/rtsp/rtp URLs, so reject anything else early.
+        if self.mode not in ("symlink", "strm"):
+            raise ValueError(f"unknown library mode {self.mode!r}")
+        if self.server_type not in ("jellyfin", "emby"):
+            raise ValueError(f"unknown server type {self.server_type!r}")
+        if not self.server_url.lower().startswith(("http://", "https://")):
+            raise ValueError(f"server_url must be an http(s) URL, got {self.server_url!r}")
+
+
+@dataclass(frozen=True)
+class Symlink:
+    """A planned symbolic link; `target` is written verbatim (never resolved by the writer)."""
+
+    target: str
+
+
+# A planned tree entry: file contents, or a symlink.
+Entry = bytes | Symlink

@@ -1,0 +1,125 @@
+"""Plan one user's library tree as data: relative path -> file bytes or symlink, with no I/O.
+
+Layout (both servers parse it as a TV library):
+
+    <Series Title> (<Year>)/tvshow.nfo
+    <Series Title> (<Year>)/Season 00/<slug>-placeholder.strm + .nfo     Emby home-row sorting placeholder
+    <Series Title> (<Year>)/Season <n>/<Series Title> - SxxEyy.<ext> + .nfo
+
+Decisions:
+- The placeholder .strm holds the server's own base URL. Jellyfin >= 10.11.8 skips .strm lines that are not
+  http(s)/rtsp/rtp URLs, so it must be a URL; the base URL carries no item id and no API key, and unlike
+  "the first episode's stream" it never changes when episodes come and go, so the file is never rewritten.
+- The placeholder is special number 9999 (PLACEHOLDER_EPISODE), far above real specials so it stays stable
+  as specials get added; only a series whose specials already reach 9999 gets max + 1. Its file name
+  (`<slug>-placeholder`) has no " - S00E" token, so it can never be the name of a real special.
+- Episode NFOs are written in both modes: the server reads the NFO beside the link, not beside the real
+  file, and a .strm cannot be probed at all, so the NFO is where title, air date and runtime come from.
+- Symlink mode needs a real file path with a video-like extension; episodes without one are skipped and
+  counted, as are unnumbered episodes and second copies of the same episode number.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from urllib.parse import quote
+
+from aperture_resources.library.model import Entry, EpisodeSource, LibraryOptions, PickedSeries, Symlink
+from aperture_resources.library.naming import episode_stem, season_folder_name, series_folder_names, slug
+from aperture_resources.library.nfo import episode_nfo, placeholder_nfo, tvshow_nfo
+
+PLACEHOLDER_EPISODE = 9999
+SKIP_REASONS = ("unnumbered", "no_path", "duplicate")
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,10}")
+
+
+@dataclass(frozen=True)
+class TreePlan:
+    entries: dict[PurePosixPath, Entry]  # path relative to the user's library folder
+    skipped: dict[str, int]  # episodes left out, by reason (SKIP_REASONS)
+
+
+def stream_url(item_id: str, options: LibraryOptions) -> str:
+    """The server's static stream URL for an item; holds the API key only when the user opted in."""
+    prefix = "/emby" if options.server_type == "emby" else ""
+    url = f"{options.server_url.rstrip('/')}{prefix}/Videos/{quote(item_id, safe='')}/stream?static=true"
+    if options.api_key_in_urls:
+        key_param = "api_key" if options.server_type == "emby" else "ApiKey"
+        url += f"&{key_param}={quote(options.api_key_in_urls, safe='')}"
+    return url
+
+
+def placeholder_url(options: LibraryOptions) -> str:
+    return options.server_url.rstrip("/") + "/"
+
+
+def local_path(server_path: str, path_map: Iterable[tuple[str, str]]) -> str:
+    """Translate a server-side path with the longest matching (server prefix, local prefix) pair."""
+    for server_prefix, local_prefix in sorted(path_map, key=lambda pair: len(pair[0]), reverse=True):
+        windows = "\\" in server_prefix or re.match(r"[A-Za-z]:", server_prefix) is not None
+        base = server_prefix.rstrip("/\\")
+        rest = server_path[len(base) :]
+        if server_path.startswith(base) and (rest == "" or rest[0] == "/" or (windows and rest[0] == "\\")):
+            return local_prefix.rstrip("/") + (rest.replace("\\", "/") if windows else rest)
+    return server_path
+
+
+def placeholder_episode_number(episodes: Iterable[EpisodeSource]) -> int:
+    """PLACEHOLDER_EPISODE unless real specials already use it, then one above the highest special."""
+    highest = max((max(e.episode or 0, e.episode_end or 0) for e in episodes if e.season == 0), default=0)
+    return PLACEHOLDER_EPISODE if highest < PLACEHOLDER_EPISODE else highest + 1
+
+
+def _media_entry(episode: EpisodeSource, options: LibraryOptions) -> tuple[str, Entry] | None:
+    """(extension, entry) for an episode's media file, or None when symlink mode has no usable file."""
+    if options.mode == "strm":
+        return ".strm", (stream_url(episode.item_id, options) + "\n").encode("utf-8")
+    if not episode.path:
+        return None
+    target = local_path(episode.path, options.path_map)
+    suffix = PurePosixPath(target).suffix
+    if not target.startswith("/") or "\0" in target or not _EXTENSION.fullmatch(suffix) or suffix.lower() == ".nfo":
+        return None
+    return suffix.lower(), Symlink(target)
+
+
+def plan_user_tree(picks: Iterable[PickedSeries], options: LibraryOptions) -> TreePlan:
+    """Every file and link of one user's library, for the writer to reconcile the disk against."""
+    picks = sorted(picks, key=lambda p: (p.rank, p.series_id))
+    duplicates = [sid for sid, n in Counter(p.series_id for p in picks).items() if n > 1]
+    if duplicates:
+        raise ValueError(f"series picked more than once: {duplicates}")
+    folders = series_folder_names(picks)
+    entries: dict[PurePosixPath, Entry] = {}
+    skipped = dict.fromkeys(SKIP_REASONS, 0)
+    for pick in picks:
+        folder = PurePosixPath(folders[pick.series_id])
+        entries[folder / "tvshow.nfo"] = tvshow_nfo(pick)
+        numbered = [e for e in pick.episodes if e.season is not None and e.episode is not None]
+        numbered = [e for e in numbered if e.season >= 0 and e.episode >= 0]
+        skipped["unnumbered"] += len(pick.episodes) - len(numbered)
+
+        placeholder = f"{slug(pick.title)}-placeholder"
+        specials = folder / season_folder_name(0)
+        entries[specials / f"{placeholder}.strm"] = (placeholder_url(options) + "\n").encode("utf-8")
+        entries[specials / f"{placeholder}.nfo"] = placeholder_nfo(pick, placeholder_episode_number(numbered))
+
+        for episode in sorted(numbered, key=lambda e: (e.season, e.episode, e.episode_end or 0, e.item_id)):
+            media = _media_entry(episode, options)
+            if media is None:
+                skipped["no_path"] += 1
+                continue
+            season_dir = folder / season_folder_name(episode.season)
+            stem = episode_stem(pick.title, episode.season, episode.episode, episode.episode_end)
+            nfo_path = season_dir / f"{stem}.nfo"
+            if nfo_path in entries:
+                skipped["duplicate"] += 1
+                continue
+            extension, entry = media
+            entries[season_dir / f"{stem}{extension}"] = entry
+            entries[nfo_path] = episode_nfo(pick.title, episode)
+    return TreePlan(entries=entries, skipped=skipped)

@@ -1,0 +1,154 @@
+"""SQL for recommendations: user histories by show, the candidate pool (pgvector nearest neighbours),
+storing ranked runs and pruning old ones.
+
+A "show" is one title however many library copies the server holds: copies share a provider id, so
+the show key is the first of tvdb / tmdb / imdb id (falling back to the item id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+SHOW_KEY = ("coalesce('tvdb:' || s.tvdb_id, 'tmdb:' || s.tmdb_id, 'imdb:' || s.imdb_id, 'id:' || s.id)")
+
+
+def user_histories(conn: psycopg.Connection, user_ids: Sequence[str] | None = None) -> list[tuple]:
+    """Per (user, show): merged progress of its copies. Rows: (user_id, show, state, watched, available,
+    max_play_count, is_favorite, last_watched_at, started_at). State merge: any copy in progress wins,
+    then completed, then caught up."""
+    return conn.execute(
+        f"""
+        WITH started AS (
+            SELECT w.user_id, e.series_id, min(w.last_played_at) AS started_at
+            FROM episode_watch_state w JOIN episodes e ON e.id = w.episode_id
+            WHERE w.played OR w.position_ticks > 0
+            GROUP BY w.user_id, e.series_id
+        )
+        SELECT p.user_id, {SHOW_KEY} AS show,
+               CASE WHEN bool_or(p.state = 'in_progress') THEN 'in_progress'
+                    WHEN bool_or(p.state = 'completed') THEN 'completed'
+                    WHEN bool_or(p.state = 'caught_up') THEN 'caught_up' ELSE 'not_started' END,
+               max(p.episodes_watched), max(p.episodes_available), max(p.max_play_count), bool_or(p.is_favorite),
+               max(p.last_watched_at), min(st.started_at)
+        FROM series_progress p
+        JOIN series s ON s.id = p.series_id
+        LEFT JOIN started st ON st.user_id = p.user_id AND st.series_id = p.series_id
+        WHERE (%(all)s OR p.user_id = ANY(%(users)s))
+          AND NOT EXISTS (SELECT 1 FROM media_users u WHERE u.id = p.user_id
+                          AND (u.is_disabled OR u.removed_at IS NOT NULL))
+        GROUP BY p.user_id, show
+        ORDER BY p.user_id, show
+        """,
+        {"all": user_ids is None, "users": list(user_ids or [])},
+    ).fetchall()
+
+
+def shows(conn: psycopg.Connection, model: str) -> list[tuple]:
+    """Every active show with a vector for `model`, one representative copy each. Rows: (show, series_id,
+    name, year, community_rating, genres, embedding)."""
+    return conn.execute(
+        f"""
+        SELECT DISTINCT ON (show) show, id, name, year, community_rating, genres, embedding
+        FROM (SELECT {SHOW_KEY} AS show, s.*, v.embedding FROM series s
+              JOIN series_embeddings v ON v.series_id = s.id AND v.model = %s
+              WHERE s.removed_at IS NULL) s
+        ORDER BY show, id
+        """,
+        (model,),
+    ).fetchall()
+
+
+def nearest_shows(conn: psycopg.Connection, model: str, dims: int, anchors: Sequence[str], per_anchor: int) -> set[str]:
+    """Show keys of the `per_anchor` nearest series (HNSW cosine, this model's partial index) to each anchor
+    series, in one statement."""
+    if not anchors:
+        return set()
+    expr = sql.SQL("embedding::vector({})").format(sql.Literal(dims))
+    query = sql.SQL(
+        """
+        SELECT DISTINCT {show}
+        FROM series_embeddings a
+        CROSS JOIN LATERAL (
+            SELECT series_id FROM series_embeddings
+            WHERE model = {model}
+            ORDER BY {expr} <=> a.{expr} LIMIT {limit}
+        ) n
+        JOIN series s ON s.id = n.series_id AND s.removed_at IS NULL
+        WHERE a.model = {model} AND a.series_id = ANY(%s)
+        """
+    ).format(show=sql.SQL(SHOW_KEY), model=sql.Literal(model), expr=expr, limit=sql.Literal(per_anchor))
+    return {row[0] for row in conn.execute(query, (list(anchors),))}
+
+
+def count_without_vector(conn: psycopg.Connection, model: str) -> int:
+    return conn.execute(
+        "SELECT count(*) FROM series s WHERE s.removed_at IS NULL AND NOT EXISTS "
+        "(SELECT 1 FROM series_embeddings v WHERE v.series_id = s.id AND v.model = %s)",
+        (model,),
+    ).fetchone()[0]
+
+
+def save_run(conn: psycopg.Connection, user_id: str, model: str, parameters: dict, cold_start: bool,
+             dagster_run_id: str | None, picks: Sequence[tuple]) -> int:
+    """Store one run. Picks: (rank, series_id, score, components, evidence, explanation)."""
+    run_id = conn.execute(
+        "INSERT INTO recommendation_runs (user_id, model, parameters, cold_start, dagster_run_id) "
+        "VALUES (%s, %s, %s, %s, %s) RETURNING id",
+        (user_id, model, Jsonb(parameters), cold_start, dagster_run_id),
+    ).fetchone()[0]
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO recommendations (run_id, rank, series_id, score, components, evidence, explanation) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            [(run_id, rank, sid, float(score), Jsonb(comp), Jsonb(ev), expl)
+             for rank, sid, score, comp, ev, expl in picks],
+        )
+    return run_id
+
+
+def prune_runs(conn: psycopg.Connection, user_id: str, keep: int) -> int:
+    """Delete all but the newest `keep` runs of the user."""
+    return conn.execute(
+        "DELETE FROM recommendation_runs WHERE user_id = %s AND id NOT IN "
+        "(SELECT id FROM recommendation_runs WHERE user_id = %s ORDER BY created_at DESC, id DESC LIMIT %s)",
+        (user_id, user_id, keep),
+    ).rowcount
+
+
+def latest_picks(conn: psycopg.Connection, user_id: str) -> list[tuple]:
+    """(rank, series_id, name, score, cold_start, created_at) of the user's latest run."""
+    return conn.execute(
+        "SELECT r.rank, r.series_id, s.name, r.score, r.cold_start, r.created_at FROM latest_recommendations r "
+        "JOIN series s ON s.id = r.series_id WHERE r.user_id = %s ORDER BY r.rank",
+        (user_id,),
+    ).fetchall()
+
+
+def started_among(conn: psycopg.Connection, user_id: str, series_ids: Sequence[str]) -> list[str]:
+    """Names of the given series (or any copy of the same show) the user has started, caught up on or
+    completed: the exclusion check."""
+    rows = conn.execute(
+        f"""
+        SELECT DISTINCT s.name FROM series s
+        JOIN series c ON {SHOW_KEY} = {SHOW_KEY.replace('s.', 'c.')}
+        JOIN series_progress p ON p.series_id = c.id AND p.user_id = %s
+        WHERE s.id = ANY(%s) AND p.state IN ('in_progress', 'caught_up', 'completed')
+        """,
+        (user_id, list(series_ids)),
+    )
+    return [r[0] for r in rows]
+
+
+def as_matrix(vectors: Sequence) -> np.ndarray:
+    """pgvector values as an L2-normalised float32 matrix."""
+    if not vectors:
+        return np.zeros((0, 0), dtype=np.float32)
+    matrix = np.asarray([np.asarray(v.to_numpy() if hasattr(v, "to_numpy") else v, dtype=np.float32)
+                         for v in vectors])
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.maximum(norms, 1e-12)

@@ -1,0 +1,152 @@
+"""`series_recommendations` and `recommendation_quality` on the bundled sample server: real HTTP, real
+PostgreSQL + pgvector, the real local embedding model."""
+
+import copy
+import json
+from types import SimpleNamespace
+
+import pytest
+from dagster import instance_for_test, materialize
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from aperture_assets.catalog import series_catalog
+from aperture_assets.embeddings import series_embeddings
+from aperture_assets.quality import recommendation_quality
+from aperture_assets.recommendations import recommendations_exclude_started, series_recommendations
+from aperture_assets.users import users_partitions
+from aperture_assets.watch_history import series_watch_history
+from aperture_resources.ai import AIProviderResource
+from aperture_resources.fake_ai_server import FakeAIServer
+from aperture_resources.pipeline_config import PipelineConfig
+from aperture_resources.sample_server import SampleServer
+from tests.conftest import media_resource
+
+STARTED = {"alice": {"Breaking Bad", "The Wire", "Ozark", "The Sopranos", "Narcos", "Planet Earth", "Blue Planet II"},
+           "bob": {"Severance", "Dark", "Black Mirror", "Silo"}}
+
+
+def range_tags(keys: list[str]) -> dict[str, str]:
+    return {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}
+
+
+@pytest.fixture(scope="module")
+def world(module_database, sample_data):
+    server = SampleServer(copy.deepcopy(sample_data), mode="jellyfin", api_key="test-key").start()
+    ids = {u["Name"]: u["Id"] for u in server.state.users_json() if not u["Policy"]["IsDisabled"]}
+    keys = sorted(ids.values())
+    resources = {"media_server": media_resource(server), "database": module_database, "pipeline": PipelineConfig(),
+                 "ai": AIProviderResource()}
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions(users_partitions.name, keys)
+        assert materialize([series_catalog, series_embeddings], resources=resources, instance=instance).success
+        assert materialize([series_watch_history], resources=resources, instance=instance,
+                           tags=range_tags(keys)).success
+        yield SimpleNamespace(server=server, instance=instance, resources=resources, ids=ids, keys=keys,
+                              database=module_database)
+    server.stop()
+
+
+def recommend_all(world, **resource_overrides):
+    resources = {**world.resources, **resource_overrides}
+    return materialize([series_recommendations, recommendations_exclude_started], resources=resources,
+                       instance=world.instance, tags=range_tags(world.keys))
+
+
+def latest(world, name: str) -> list[tuple]:
+    with world.database.connect() as conn:
+        return conn.execute(
+            "SELECT r.rank, s.name, s.status, s.genres, r.cold_start, r.evidence, r.explanation, s.tvdb_id "
+            "FROM latest_recommendations r JOIN series s ON s.id = r.series_id WHERE r.user_id = %s "
+            "ORDER BY r.rank", (world.ids[name],)).fetchall()
+
+
+def test_picks_follow_the_exclusion_table_and_the_check_passes(world):
+    result = recommend_all(world)
+    assert result.success
+    check = result.get_asset_check_evaluations()[0]
+    assert check.passed and check.metadata["users_checked"].value == len(world.keys)
+    for name, started in STARTED.items():
+        picks = latest(world, name)
+        assert len(picks) == 12
+        assert not {p[1] for p in picks} & started
+    alice = latest(world, "alice")
+    assert any(p[2] == "Ended" for p in alice)  # an Ended show is never itself a reason to exclude
+    assert all(p[5] for p in alice)  # every pick carries evidence
+    evidence_names = {e["name"] for p in alice for e in p[5]}
+    assert evidence_names <= STARTED["alice"] | {"Mindhunter"}
+
+
+def test_a_two_taste_user_gets_both_tastes(world):
+    recommend_all(world)
+    genres = [set(p[3]) for p in latest(world, "alice")]
+    assert any("Crime" in g for g in genres)
+    assert any("Documentary" in g for g in genres)
+
+
+def test_cold_start_user_gets_a_marked_popular_list(world):
+    recommend_all(world)
+    grace = latest(world, "grace")
+    assert len(grace) == 12 and all(p[4] for p in grace)
+    assert not any(p[4] for p in latest(world, "alice"))
+
+
+def test_duplicate_copies_count_as_one_show(world):
+    recommend_all(world)
+    for name in world.ids:
+        tvdb = [p[7] for p in latest(world, name) if p[7]]
+        assert len(tvdb) == len(set(tvdb)), name
+    # dave watched the Kids TV copy of Avatar, kate the TV Shows copy: neither copy is recommended to them
+    for name in ("dave", "kate"):
+        assert "Avatar: The Last Airbender" not in {p[1] for p in latest(world, name)}
+
+
+def test_every_run_is_stored_and_old_runs_are_pruned(world):
+    for _ in range(6):
+        assert recommend_all(world).success
+    with world.database.connect() as conn:
+        runs = conn.execute("SELECT count(*) FROM recommendation_runs WHERE user_id = %s",
+                            (world.ids["alice"],)).fetchone()[0]
+        params = conn.execute("SELECT parameters FROM recommendation_runs ORDER BY id DESC LIMIT 1").fetchone()[0]
+    assert runs == 5
+    assert params["count"] == 12 and "weights" in params
+
+
+def test_metadata_shows_the_ranked_list_per_user(world):
+    result = recommend_all(world)
+    events = [e for e in result.get_asset_materialization_events()]
+    by_partition = {e.partition: e.materialization.metadata for e in events}
+    alice = by_partition[world.ids["alice"]]
+    assert "| 1 |" in alice["ranked"].value
+    assert alice["excluded_completed"].value >= 3 and alice["excluded_in_progress"].value >= 2
+
+
+def test_explanations_come_from_the_chat_model_and_fall_back_on_failure(world):
+    def reply(messages):
+        count = messages[-1]["content"].count("\n")
+        return json.dumps([f"Grounded reason {i}." for i in range(count)])
+
+    with FakeAIServer(api_key="k", chat_reply=reply) as fake:
+        ai = AIProviderResource(provider="openai", openai_base_url=fake.openai_base_url, openai_api_key="k",
+                                retries=1, backoff_seconds=0.01)
+        embedded = materialize([series_embeddings], resources={**world.resources, "ai": ai}, instance=world.instance)
+        assert embedded.success
+        on = PipelineConfig(explanations="on")
+        assert recommend_all(world, ai=ai, pipeline=on).success
+        assert [p[6] for p in latest(world, "alice")][:2] == ["Grounded reason 0.", "Grounded reason 1."]
+
+        fake.fail_next(50, 500)
+        result = recommend_all(world, ai=ai, pipeline=on)
+        assert result.success
+        texts = [p[6] for p in latest(world, "alice")]
+        assert all(t and t.startswith("Recommended because you watched") for t in texts)
+        assert result.get_asset_materialization_events()[0].materialization.metadata  # run recorded normally
+
+
+def test_quality_beats_both_baselines_on_the_sample_data(world):
+    result = materialize([recommendation_quality], resources=world.resources, instance=world.instance)
+    assert result.success
+    m = {k: v.value for k, v in result.asset_materializations_for_node("recommendation_quality")[0].metadata.items()}
+    assert m["users_evaluated"] >= 8
+    assert m["aperture_ndcg"] > m["popular_ndcg"]
+    assert m["aperture_ndcg"] > m["prior_tool_ndcg"]
+    assert m["aperture_hit_rate"] >= max(m["popular_hit_rate"], m["prior_tool_hit_rate"])
