@@ -43,7 +43,7 @@ def series_catalog(
             series_items += [{**item, "_library": library_id}
                              for item in client.items("Series", library_id, SERIES_FIELDS)]
             season_items += client.items("Season", library_id, SEASON_FIELDS)
-            episode_items += client.items("Episode", library_id, EPISODE_FIELDS, excludeLocationTypes=["Virtual"])
+            episode_items += client.episodes(library_id, EPISODE_FIELDS)
         requests = client.requests_made
         poster = client.poster_url
     read_seconds = time.perf_counter() - started

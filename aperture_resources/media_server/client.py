@@ -178,7 +178,8 @@ class MediaServerClient:
     def fetch_all(self, path: str, params: dict[str, Any]) -> list[dict]:
         """Every item of a paged query, pages fetched `concurrency` at a time, checked complete."""
         size = self.page_size
-        params = {**params, **self.query(enableTotalRecordCount=True)}
+        if self.kind != "Emby":  # Emby's spec has no such parameter; it always counts
+            params = {**params, **self.query(enableTotalRecordCount=True)}
         first, total = self._page(path, params, 0, size)
         if len(first) < size:
             pages = [first]
@@ -225,6 +226,12 @@ class MediaServerClient:
         )
         return self.fetch_all("/Items", params)
 
+    def episodes(self, parent_id: str, fields: Iterable[str]) -> list[dict]:
+        """Real episodes under a library, without "missing episode" placeholders (LocationType Virtual):
+        filtered by the server where its API can (Jellyfin), and always here (Emby 4.8 has no such filter)."""
+        extra = {"excludeLocationTypes": ["Virtual"]} if self.kind == "Jellyfin" else {}
+        return [e for e in self.items("Episode", parent_id, fields, **extra) if e.get("LocationType") != "Virtual"]
+
     def user_items(self, user_id: str, item_type: str, fields: Iterable[str], **extra: Any) -> list[dict]:
         """All items of one type with the user's UserData (filters such as isPlayed go in extra)."""
         path, base = self.user_items_path(user_id)
@@ -263,8 +270,10 @@ class MediaServerClient:
         self.request("POST", f"/Users/{user_id}/Policy", body=policy)
 
     def refresh_item(self, item_id: str) -> None:
+        # Recursive is Emby's parameter; Jellyfin's spec has none (its folder refresh always recurses).
         self.request("POST", f"/Items/{item_id}/Refresh",
-                     self.query(recursive=True, metadataRefreshMode="Default", imageRefreshMode="Default"))
+                     self.query(recursive=True if self.kind == "Emby" else None, metadataRefreshMode="Default",
+                                imageRefreshMode="Default"))
 
 
 class JellyfinClient(MediaServerClient):

@@ -70,6 +70,9 @@ class UserData:
     favorite: bool = False
 
 
+EMPTY = UserData()
+
+
 @dataclass
 class User:
     id: str
@@ -110,7 +113,7 @@ class LibraryState:
             return [user_dto(u, self.mode) for u in self.users.values()]
 
     def data_for(self, user_id: str, item_id: str) -> UserData:
-        return self.user_data.get((user_id, item_id)) or UserData()
+        return self.user_data.get((user_id, item_id)) or EMPTY
 
     def user_data_dto(self, user_id: str, item: Item) -> dict:
         data = self.data_for(user_id, item.id)
@@ -146,9 +149,20 @@ class LibraryState:
             cached = self._cache[key] = self._run_query(flt, user_id)
         return cached
 
+    def by_user(self, user_id: str) -> dict[str, UserData]:
+        """The user's data by item id (one pass over all user data, cached until the next change)."""
+        index = self._cache.get("by_user")
+        if index is None:
+            index = self._cache["by_user"] = {}
+            for (uid, item_id), data in self.user_data.items():
+                index.setdefault(uid, {})[item_id] = data
+        return index.get(user_id, {})
+
     def _run_query(self, flt, user_id: str | None) -> list[Item]:
         if flt.ids:
             found = [self.items[i] for i in dict.fromkeys(flt.ids) if i in self.items]
+        elif user_id and (flt.is_played or flt.is_favorite):  # only items the user has data for can match
+            found = [self.items[i] for i in self.by_user(user_id) if i in self.items]
         else:
             found = list(self.items.values())
         if user_id:
@@ -387,7 +401,7 @@ def _add_series(state: LibraryState, s: dict, library_id: str, root: str) -> tup
                 "PremiereDate": wire_date(first) if first else None,
                 "EndDate": wire_date(date(s["end_year"], 12, 31)) if s.get("end_year") else None}
     base |= {k: v for k, v in optional.items() if v is not None}
-    studios = [{"Name": n, "Id": hashlib.md5(f"studio/{n}".encode()).hexdigest()} for n in s.get("studios", [])]
+    studios = [{"Name": n, "Id": _studio_id(n, state.mode)} for n in s.get("studios", [])]
     extra = {"ProviderIds": dict(s.get("provider_ids", {})), "Genres": list(s.get("genres", [])),
              "Studios": studios, "Tags": list(s.get("tags", [])), "Overview": s.get("overview") or "",
              "Path": folder, "DateCreated": wire_date(created_at(s)), "SortName": s.get("sort_name") or
@@ -446,6 +460,12 @@ def _add_series(state: LibraryState, s: dict, library_id: str, root: str) -> tup
                                         {"Path": f"{folder}/{season_name}/bonus-{extra_no + 1}.mkv",
                                          "DateCreated": wire_date(created_at(s)), "ProviderIds": {}})
     return series_id, numbers
+
+
+def _studio_id(name: str, mode: str) -> str | int:
+    """Jellyfin studio ids are GUIDs; Emby's are numbers (NameLongIdPair.Id is int64 in its spec)."""
+    digest = hashlib.md5(f"studio/{name}".encode()).hexdigest()
+    return int(digest[:12], 16) if mode == "emby" else digest
 
 
 def created_at(s: dict) -> datetime:
