@@ -19,6 +19,7 @@ from aperture_resources.embedding_store import (
     active_series_texts,
     ensure_model_index,
     series_missing_vectors,
+    stored_dimensions,
     stored_hashes,
     write_embeddings,
 )
@@ -40,13 +41,17 @@ def series_embeddings(
     with database.connect() as conn:
         series = active_series_texts(conn)
         stored = stored_hashes(conn, model)
+        # A model whose size is not known up front must keep the size its stored vectors (and index) have.
+        embedder.dimensions = embedder.dimensions or stored_dimensions(conn, model)
 
     texts = {sid: series_text(*row) for sid, *row in series}
     hashes = {sid: text_hash(text) for sid, text in texts.items()}
     pending = [sid for sid in texts if stored.get(sid) != hashes[sid]]
     # Duplicate copies of a show have identical text: embed each distinct text once.
     unique = sorted({hashes[sid]: texts[sid] for sid in pending}.items())
-    vectors, failures, requests = embed_batches(embedder, [t for _, t in unique], ai.batch_size, ai.concurrency)
+    vectors, failures, requests = embed_batches(
+        embedder, [t for _, t in unique], embedder.batch_size, embedder.concurrency
+    )
     by_hash = {unique[i][0]: vec for i, vec in vectors.items()}
     failed_reasons = {unique[i][0]: reason for i, reason in failures.items()}
 

@@ -31,12 +31,26 @@ sync_series_watch_history = define_asset_job(
     description="Import what every enabled user watched (spec: sync-series-watch-history).",
 )
 
+generate_series_embeddings = define_asset_job(
+    "generate_series_embeddings",
+    selection=AssetSelection.assets("series_embeddings"),
+    description="Embed new or changed series with the configured AI provider (spec: generate-series-embeddings).",
+)
+
 sync_series_daily = ScheduleDefinition(
     name="sync_series_daily",
     job=sync_series,
     cron_schedule="0 2 * * *",
     default_status=DefaultScheduleStatus.RUNNING,
     description="Daily catalog sync (spec: Scheduled Daily).",
+)
+
+generate_series_embeddings_daily = ScheduleDefinition(
+    name="generate_series_embeddings_daily",
+    job=generate_series_embeddings,
+    cron_schedule="0 3 * * *",
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Daily at 03:00, after the 02:00 catalog sync (spec: Scheduled Daily).",
 )
 
 
@@ -57,5 +71,5 @@ def sync_series_watch_history_every_2h(context: ScheduleEvaluationContext):
     return all_users_run(context.instance.get_dynamic_partitions(users_partitions.name))
 
 
-JOBS = [sync_series, sync_series_watch_history]
-SCHEDULES = [sync_series_daily, sync_series_watch_history_every_2h]
+JOBS = [sync_series, sync_series_watch_history, generate_series_embeddings]
+SCHEDULES = [sync_series_daily, sync_series_watch_history_every_2h, generate_series_embeddings_daily]

@@ -8,6 +8,7 @@ from typing import Any
 
 from dagster import EnvVar
 
+from aperture_resources.ai import AIProviderResource
 from aperture_resources.database import DatabaseResource
 from aperture_resources.media_server import MediaServerResource
 from aperture_resources.pipeline_config import PipelineConfig
@@ -31,4 +32,14 @@ def build_resources() -> dict[str, Any]:
             library_root=env("APERTURE_MEDIA_SERVER_LIBRARY_ROOT", env("APERTURE_LIBRARY_ROOT")),
         ),
         "pipeline": PipelineConfig(users=env("APERTURE_USERS")),
+        "ai": AIProviderResource(
+            provider=env("APERTURE_EMBEDDING_PROVIDER", "local"),
+            model=env("APERTURE_EMBEDDING_MODEL"),
+            dimensions=EnvVar.int("APERTURE_EMBEDDING_DIMENSIONS") if os.environ.get("APERTURE_EMBEDDING_DIMENSIONS")
+            else None,
+            chat_model=env("APERTURE_CHAT_MODEL"),
+            openai_base_url=env("OPENAI_BASE_URL"),
+            openai_api_key=env("OPENAI_API_KEY"),
+            ollama_host=env("OLLAMA_HOST"),
+        ),
     }

@@ -23,6 +23,11 @@ def stored_hashes(conn: psycopg.Connection, model: str) -> dict[str, str]:
     return dict(rows.fetchall())
 
 
+def stored_dimensions(conn: psycopg.Connection, model: str) -> int | None:
+    row = conn.execute("SELECT dims FROM series_embeddings WHERE model = %s LIMIT 1", (model,)).fetchone()
+    return row[0] if row else None
+
+
 def write_embeddings(conn: psycopg.Connection, model: str, rows: Sequence[tuple[str, str, np.ndarray]]) -> int:
     """Upsert (series_id, text_hash, vector) rows for `model`."""
     with conn.cursor() as cur:
