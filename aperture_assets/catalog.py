@@ -2,6 +2,7 @@
 
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
@@ -37,13 +38,14 @@ def series_catalog(
     with media_server.client() as client:
         folders = client.libraries()
         libraries = select_tv_libraries(folders, split_list(media_server.tv_libraries), media_server.library_root)
-        series_items, season_items, episode_items = [], [], []
-        for library in libraries:
-            library_id = str(library.get("ItemId") or library.get("Id"))
-            series_items += [{**item, "_library": library_id}
-                             for item in client.items("Series", library_id, SERIES_FIELDS)]
-            season_items += client.items("Season", library_id, SEASON_FIELDS)
-            episode_items += client.episodes(library_id, EPISODE_FIELDS)
+        ids = [str(library.get("ItemId") or library.get("Id")) for library in libraries]
+        with ThreadPoolExecutor(3 * len(ids)) as pool:  # every read at once; the client bounds requests in flight
+            series = [pool.submit(client.items, "Series", i, SERIES_FIELDS) for i in ids]
+            seasons = [pool.submit(client.items, "Season", i, SEASON_FIELDS) for i in ids]
+            episodes = [pool.submit(client.episodes, i, EPISODE_FIELDS) for i in ids]
+            series_items = [{**item, "_library": i} for i, f in zip(ids, series, strict=True) for item in f.result()]
+            season_items = [item for f in seasons for item in f.result()]
+            episode_items = [item for f in episodes for item in f.result()]
         requests = client.requests_made
         poster = client.poster_url
     read_seconds = time.perf_counter() - started

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".aperture")
     library_root: str = ""
     media_server_library_root: str = ""
+    library_mode: Literal["symlink", "strm"] | None = None  # None: the mode that plays on the configured server
+    library_name: str = "{name}'s AI Picks - TV"
+    library_strm_api_key: bool = False  # explicit opt-in to writing the API key into .strm URLs
 
     embedding_provider: Literal["local", "openai", "ollama"] = "local"
     embedding_model: str = ""
@@ -53,10 +56,10 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value
 
-    @field_validator("media_server_type", "embedding_provider", mode="before")
+    @field_validator("media_server_type", "embedding_provider", "library_mode", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
-        return value.strip().lower() if isinstance(value, str) else value
+        return (value.strip().lower() or None) if isinstance(value, str) else value
 
     @property
     def resolved_library_root(self) -> Path:

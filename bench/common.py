@@ -1,9 +1,12 @@
-"""Shared benchmark set-up: the synthetic library on the sample server, a throwaway embedded PostgreSQL,
-and running assets (partitioned ones over every user in one run) through Dagster."""
+"""Shared benchmark set-up: the synthetic library on the sample server (its own process), a throwaway
+embedded PostgreSQL, and running assets (partitioned ones over every user in one run) through Dagster."""
 
 from __future__ import annotations
 
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -11,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from dagster import DagsterInstance, instance_for_test, materialize
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
@@ -19,12 +23,44 @@ from aperture_resources import database as db
 from aperture_resources.database import DatabaseResource
 from aperture_resources.media_server import MediaServerResource
 from aperture_resources.pipeline_config import PipelineConfig
-from aperture_resources.sample_server import SampleServer, synthetic
+
+API_KEY = "bench"
+
+
+class ServerProcess:
+    """The sample server in its own process, as a real media server would be."""
+
+    def __init__(self, series: int, episodes: int, users: int, latency_ms: float, mode: str = "jellyfin") -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "aperture_resources.sample_server", "--mode", mode, "--port", str(port),
+             "--api-key", API_KEY, "--latency-ms", str(latency_ms), "--synthetic", f"{series},{episodes},{users}"],
+            stdout=subprocess.PIPE, text=True)
+        if "server at" not in (self.process.stdout.readline() if self.process.stdout else ""):
+            raise RuntimeError("the sample server did not start")
+
+    @property
+    def request_count(self) -> int:
+        return httpx.get(f"{self.url}/_sample/stats").json()["requests"]
+
+    def reset_counters(self) -> None:
+        httpx.post(f"{self.url}/_sample/reset")
+
+    def user_ids(self) -> list[str]:
+        users = httpx.get(f"{self.url}/Users", headers={"X-Emby-Token": API_KEY}).json()
+        return sorted(u["Id"] for u in users if not u["Policy"]["IsDisabled"])
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
 
 
 @dataclass
 class Bench:
-    server: SampleServer
+    server: ServerProcess
     database: DatabaseResource
     instance: DagsterInstance
     user_ids: list[str]
@@ -45,16 +81,15 @@ class Bench:
 @contextmanager
 def synthetic_bench(series: int = 2000, episodes: int = 100_000, users: int = 50,
                     latency_ms: float = 20) -> Iterator[Bench]:
-    data = synthetic.generate(n_series=series, n_episodes=episodes, n_users=users)
-    server = SampleServer(data, mode="jellyfin", api_key="bench", latency_ms=latency_ms).start()
+    server = ServerProcess(series, episodes, users, latency_ms)
     root = Path(tempfile.mkdtemp(prefix="aperture-bench-", dir="/tmp"))
     try:
         url = db.start_embedded(root, stop_on_exit=True)
         database = DatabaseResource(url=db.with_database(url, db.APP_DATABASE))
         with database.connect():
             pass  # apply migrations outside any timed section
-        user_ids = sorted(u["Id"] for u in server.state.users_json() if not u["Policy"]["IsDisabled"])
-        resources = {"media_server": MediaServerResource(server_type="jellyfin", url=server.url, api_key="bench"),
+        user_ids = server.user_ids()
+        resources = {"media_server": MediaServerResource(server_type="jellyfin", url=server.url, api_key=API_KEY),
                      "database": database, "pipeline": PipelineConfig()}
         with instance_for_test() as instance:
             instance.add_dynamic_partitions(users_partitions.name, user_ids)

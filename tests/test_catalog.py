@@ -36,7 +36,7 @@ def test_full_sync_lands_every_series_and_episode(resources, sample_data, sql):
     assert sql("SELECT count(*) FROM series WHERE removed_at IS NULL")[0][0] == series
     assert sql("SELECT count(*) FROM episodes WHERE removed_at IS NULL")[0][0] == episodes
 
-    name, year, network, genres, tvdb, poster = sql(
+    _, year, network, genres, tvdb, poster = sql(
         "SELECT name, year, network, genres, tvdb_id, poster_url FROM series WHERE name = 'Breaking Bad'")[0]
     source = next(s for s in sample_data["series"] if s["name"] == "Breaking Bad")
     assert (year, network, genres, tvdb) == (source["year"], source["studios"][0], source["genres"],

@@ -8,6 +8,7 @@ partial catalog read must never be mistaken for items removed from the server.
 from __future__ import annotations
 
 import platform
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -72,6 +73,7 @@ class MediaServerClient:
         self.concurrency = max(1, concurrency)
         self.page_size = page_size
         self.requests_made = 0
+        self._in_flight = threading.BoundedSemaphore(self.concurrency)
         self._http = httpx.Client(
             base_url=self.base_url + self.prefix,
             headers={**self.auth_headers(api_key), "Accept": "application/json"},
@@ -81,7 +83,7 @@ class MediaServerClient:
         )
         self._send = retry(
             retry=retry_if_exception(_retryable),
-            wait=wait_exponential_jitter(initial=backoff, max=20 * backoff),
+            wait=wait_exponential_jitter(initial=backoff, max=20 * backoff, jitter=backoff),
             stop=stop_after_attempt(retries),
             reraise=True,
         )(self._send_once)
@@ -114,8 +116,9 @@ class MediaServerClient:
         self.close()
 
     def _send_once(self, method: str, path: str, params: Mapping[str, Any] | None, body: Any) -> httpx.Response:
-        self.requests_made += 1
-        response = self._http.request(method, path, params=params, json=body)
+        with self._in_flight:  # however many reads run at once, at most `concurrency` requests are in flight
+            self.requests_made += 1
+            response = self._http.request(method, path, params=params, json=body)
         if response.status_code >= 500 or response.status_code == 429:
             response.raise_for_status()
         return response
@@ -306,6 +309,10 @@ class JellyfinClient(MediaServerClient):
         self.request("POST", "/Library/VirtualFolders",
                      {"name": name, "collectionType": "tvshows", "paths": [path], "refreshLibrary": False})
 
+    def delete_library(self, folder: dict) -> None:
+        """Remove a library (its configuration only; the server never deletes the folder on disk)."""
+        self.request("DELETE", "/Library/VirtualFolders", {"name": folder["Name"], "refreshLibrary": False})
+
 
 class EmbyClient(MediaServerClient):
     kind = "Emby"
@@ -339,6 +346,11 @@ class EmbyClient(MediaServerClient):
     def create_library(self, name: str, path: str) -> None:
         self.request("POST", "/Library/VirtualFolders",
                      body={"Name": name, "CollectionType": "tvshows", "Paths": [path], "RefreshLibrary": False})
+
+    def delete_library(self, folder: dict) -> None:
+        """Remove a library by its Id (Emby 4.8's RemoveVirtualFolder body); the folder on disk stays."""
+        self.request("POST", "/Library/VirtualFolders/Delete",
+                     body={"Id": str(folder.get("Id") or folder["ItemId"]), "RefreshLibrary": False})
 
 
 def _jellyfin_value(value: Any) -> Any:

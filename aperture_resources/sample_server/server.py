@@ -104,10 +104,10 @@ class SampleServer:
         self.routes = _routes(self)
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def start(self) -> SampleServer:
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> SampleServer:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, port))
         port = sock.getsockname()[1]
         app = Starlette(routes=[Route("/{path:path}", self._endpoint, methods=["GET", "POST", "DELETE", "HEAD"])])
         config = uvicorn.Config(app, log_level="error", access_log=False, lifespan="off", timeout_keep_alive=30)
@@ -119,7 +119,7 @@ class SampleServer:
             if time.monotonic() > deadline or not self._thread.is_alive():
                 raise RuntimeError("sample server did not start")
             time.sleep(0.01)
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"http://{host}:{port}"
         return self
 
     def stop(self) -> None:
@@ -158,6 +158,8 @@ class SampleServer:
         if self.latency:
             await asyncio.sleep(self.latency)
         raw_path = "/" + request.path_params["path"]
+        if raw_path.startswith("/_sample/"):  # test controls for an out-of-process server; not a media API
+            return self._control(request.method, raw_path)
         path = raw_path
         if self.prefix:
             if not raw_path.lower().startswith(self.prefix + "/"):
@@ -181,6 +183,14 @@ class SampleServer:
         if isinstance(payload, str):
             return Response(payload, status_code=status, media_type="text/plain")
         return Response(json.dumps(payload), status_code=status, media_type="application/json")
+
+    def _control(self, method: str, path: str) -> Response:
+        if path == "/_sample/stats" and method == "GET":
+            return Response(json.dumps({"requests": self.request_count}), media_type="application/json")
+        if path == "/_sample/reset" and method == "POST":
+            self.reset_counters()
+            return Response(status_code=204)
+        return Response(status_code=404)
 
     def _handle(self, method: str, path: str, query: Query, headers: Any, body: Any) -> tuple[int, Any]:
         status = self._fault_for(path)
@@ -328,7 +338,8 @@ class ServerApi:
         return 204, None
 
     def delete_folder(self, query: Query, body: Any) -> tuple[int, Any]:
-        name = query.get("name") or (body.get("Name") if isinstance(body, dict) else None) or query.get("Id")
+        given = body if isinstance(body, dict) else {}
+        name = query.get("name") or given.get("Name") or given.get("Id") or query.get("Id")
         if not self.state.delete_folder(str(name or "")):
             raise HTTPError(404, "library not found")
         return 204, None
@@ -438,6 +449,7 @@ class ItemFilter:
     ids: tuple[str, ...]
     is_played: bool | None
     is_favorite: bool | None
+    parent_index: int | None
     exclude_virtual: bool
     sort_by: tuple[str, ...]
     descending: bool
@@ -451,6 +463,7 @@ class ItemFilter:
             ids=tuple(query.list("ids")),
             is_played=query.bool("isPlayed"),
             is_favorite=query.bool("isFavorite"),
+            parent_index=query.int("parentIndexNumber", -1) if query.get("parentIndexNumber") else None,
             exclude_virtual="virtual" in {t.lower() for t in query.list("excludeLocationTypes")},
             sort_by=tuple(s.lower() for s in query.list("sortBy")),
             descending=(query.get("sortOrder") or "").lower().startswith("desc"),

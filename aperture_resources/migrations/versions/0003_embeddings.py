@@ -23,7 +23,7 @@ def upgrade() -> None:
         """
         CREATE TABLE series_embeddings (
             series_id  text NOT NULL,
-            model      text NOT NULL,                 -- provider, model and dimensions, e.g. openai/text-embedding-3-small
+            model      text NOT NULL,                 -- provider, model and dimensions
             dims       integer NOT NULL,
             text_hash  text NOT NULL,                 -- sha256 of the embedded text
             embedding  vector NOT NULL,
