@@ -41,56 +41,51 @@ def prepare_environment(settings: Settings) -> dict[str, str]:
     return exported
 
 
-def run_pipeline(job_names: Sequence[str] = ("sync_series",)) -> list[str]:
-    """Materialize the pipeline once through Dagster with the persistent instance; returns run ids."""
+def run_pipeline(selected: Sequence[str] | None = None) -> int:
+    """Run the pipeline once through Dagster on the persistent instance, print progress and a summary;
+    returns the exit code (1 if a stage failed)."""
     from dagster import DagsterInstance
 
     from aperture_assets.definitions import defs
+    from aperture_assets.run import run_stages
 
-    run_ids = []
     with DagsterInstance.get() as instance:
-        for name in job_names:
-            result = defs.resolve_job_def(name).execute_in_process(instance=instance, raise_on_error=False)
-            if not result.success:
-                raise _step_failure(result)
-            run_ids.append(result.run_id)
-    return run_ids
+        results = run_stages(defs, instance, selected, echo=lambda line: print(f"aperture: {line}"))
+    print("\n".join(summary_lines(results)))
+    failed = [r for r in results if not r.success]
+    if failed:
+        print(f"aperture: stage {failed[0].name} failed: {failed[0].error}", file=sys.stderr)
+    return 1 if failed else 0
 
 
-def _step_failure(result) -> Exception:
-    for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data and event.step_failure_data.user_failure_data is None:
-            error = event.step_failure_data.error
-            while error and error.cause and error.cls_name in {"DagsterExecutionStepExecutionError"}:
-                error = error.cause
-            if error is not None:
-                message = error.message.strip()
-                if error.cls_name == "ConfigError":
-                    return ConfigError(message.split(": ", 1)[-1])
-                return RuntimeError(f"step {event.step_key} failed: {message}")
-    return RuntimeError(f"run {result.run_id} failed")
-
-
-def summary_lines() -> list[str]:
+def summary_lines(results) -> list[str]:
+    """Stage durations, then one line per enabled user: picks and where their library is."""
     from aperture_resources.database import DatabaseResource
 
+    lines = ["", "| Stage | Result | Seconds | Dagster run |", "|---|---|---|---|"]
+    lines += [f"| {r.name} | {'ok' if r.success else 'FAILED'} | {r.seconds:.1f} | {r.run_id[:8]} |" for r in results]
     with DatabaseResource(url=os.environ["APERTURE_DATABASE_URL"]).connect() as conn:
-        series, episodes, libraries = conn.execute(
+        series, episodes = conn.execute(
             "SELECT (SELECT count(*) FROM series WHERE removed_at IS NULL),"
-            " (SELECT count(*) FROM episodes WHERE removed_at IS NULL),"
-            " (SELECT count(DISTINCT library_id) FROM series WHERE removed_at IS NULL)"
-        ).fetchone()
-    return [f"catalog: {series} series, {episodes} episodes in {libraries} TV libraries"]
+            " (SELECT count(*) FROM episodes WHERE removed_at IS NULL)").fetchone()
+        users = conn.execute(
+            "SELECT u.name, count(r.rank), bool_or(r.cold_start), "
+            " string_agg(s.name, ', ' ORDER BY r.rank) FILTER (WHERE r.rank <= 3) "
+            "FROM media_users u LEFT JOIN latest_recommendations r ON r.user_id = u.id "
+            "LEFT JOIN series s ON s.id = r.series_id "
+            "WHERE u.removed_at IS NULL AND NOT u.is_disabled GROUP BY u.name ORDER BY u.name").fetchall()
+    lines += ["", f"catalog: {series} series, {episodes} episodes", "",
+              "| User | Picks | Top picks |", "|---|---|---|"]
+    for name, count, cold, top in users:
+        lines.append(f"| {name} | {count}{' (cold start)' if cold else ''} | {top or ''} |")
+    return lines
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings()
     settings.require_media_server()
     prepare_environment(settings)
-    run_ids = run_pipeline()
-    print(f"aperture: pipeline finished ({len(run_ids)} Dagster run(s): {', '.join(run_ids)})")
-    print("\n".join(summary_lines()))
-    return 0
+    return run_pipeline(args.select)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -107,14 +102,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         settings = load_settings()
         prepare_environment(settings)
         print(f"aperture demo: sample Jellyfin server at {server.url}, data in {settings.data_dir.absolute()}")
-        run_ids = run_pipeline()
-        print(f"aperture demo: {len(run_ids)} Dagster run(s) succeeded: {', '.join(run_ids)}")
-        print("\n".join(summary_lines()))
+        code = run_pipeline(args.select)
         print(f"aperture demo: {server.request_count} requests to the sample server. "
               "See the runs with `.venv/bin/aperture dev`.")
     finally:
         server.stop()
-    return 0
+    return code
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -188,10 +181,16 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from aperture_assets.run import STAGE_NAMES
+
     parser = argparse.ArgumentParser(prog="aperture", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="materialize the whole pipeline once").set_defaults(func=cmd_run)
-    sub.add_parser("demo", help="run the pipeline against the bundled sample server").set_defaults(func=cmd_demo)
+    for name, func, text in (("run", cmd_run, "materialize the whole pipeline once"),
+                             ("demo", cmd_demo, "run the pipeline against the bundled sample server")):
+        command = sub.add_parser(name, help=text)
+        command.add_argument("--select", nargs="+", metavar="STAGE", choices=STAGE_NAMES,
+                             help=f"only these stages, in pipeline order: {', '.join(STAGE_NAMES)}")
+        command.set_defaults(func=func)
     dev = sub.add_parser("dev", help="start the Dagster UI with the embedded defaults")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=3000)

@@ -37,6 +37,19 @@ generate_series_embeddings = define_asset_job(
     description="Embed new or changed series with the configured AI provider (spec: generate-series-embeddings).",
 )
 
+generate_series_recommendations = define_asset_job(
+    "generate_series_recommendations",
+    selection=AssetSelection.assets("series_recommendations"),
+    partitions_def=users_partitions,
+    description="Rank fresh picks for every enabled user (spec: generate-series-recommendations).",
+)
+
+evaluate_recommendations = define_asset_job(
+    "evaluate_recommendations",
+    selection=AssetSelection.assets("recommendation_quality"),
+    description="Offline hold-out evaluation of the recommender against two baselines.",
+)
+
 sync_series_daily = ScheduleDefinition(
     name="sync_series_daily",
     job=sync_series,
@@ -71,5 +84,25 @@ def sync_series_watch_history_every_2h(context: ScheduleEvaluationContext):
     return all_users_run(context.instance.get_dynamic_partitions(users_partitions.name))
 
 
-JOBS = [sync_series, sync_series_watch_history, generate_series_embeddings]
-SCHEDULES = [sync_series_daily, sync_series_watch_history_every_2h, generate_series_embeddings_daily]
+@schedule(
+    job=generate_series_recommendations,
+    cron_schedule="0 4 * * 1",
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Weekly, Monday 04:00, one run over all users (spec: Scheduled Weekly).",
+)
+def generate_series_recommendations_weekly(context: ScheduleEvaluationContext):
+    return all_users_run(context.instance.get_dynamic_partitions(users_partitions.name))
+
+
+evaluate_recommendations_weekly = ScheduleDefinition(
+    name="evaluate_recommendations_weekly",
+    job=evaluate_recommendations,
+    cron_schedule="30 4 * * 1",
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Weekly quality report, after the recommendations.",
+)
+
+JOBS = [sync_series, sync_series_watch_history, generate_series_embeddings, generate_series_recommendations,
+        evaluate_recommendations]
+SCHEDULES = [sync_series_daily, sync_series_watch_history_every_2h, generate_series_embeddings_daily,
+             generate_series_recommendations_weekly, evaluate_recommendations_weekly]

@@ -1,6 +1,7 @@
 """Media-server users as Dagster dynamic partitions, kept in sync by the `media_users` sensor."""
 
 from dagster import (
+    DagsterInstance,
     DefaultSensorStatus,
     DynamicPartitionsDefinition,
     SensorEvaluationContext,
@@ -31,14 +32,7 @@ def media_users_sensor(
     database: DatabaseResource,
     pipeline: PipelineConfig,
 ):
-    with media_server.client() as client:
-        users = client.users()  # a failed read raises: partitions and the users table stay as they were
-    rows = [user_row(u) for u in users if isinstance(u, dict) and u.get("Id")]
-    with database.connect() as conn:
-        changed = sync_users(conn, rows)
-    enabled = set(enabled_user_ids(users, pipeline.wanted_users()))
-    current = set(context.instance.get_dynamic_partitions(users_partitions.name))
-    added, removed = sorted(enabled - current), sorted(current - enabled)
+    added, removed, enabled, changed = user_partition_changes(context.instance, media_server, database, pipeline)
     if not (added or removed):
         return SkipReason(f"{len(enabled)} enabled users, no partition change ({changed} user rows updated)")
     context.log.info("users partitions: +%s -%s", added, removed)
@@ -48,3 +42,28 @@ def media_users_sensor(
     if removed:
         requests.append(users_partitions.build_delete_request(removed))
     return SensorResult(dynamic_partitions_requests=requests)
+
+
+def user_partition_changes(instance: DagsterInstance, media_server: MediaServerResource, database: DatabaseResource,
+                           pipeline: PipelineConfig) -> tuple[list[str], list[str], list[str], int]:
+    """Read the server's users, sync the users table, and work out partition keys to add and remove.
+    Returns (added, removed, enabled, user rows changed); a failed read raises before anything changes."""
+    with media_server.client() as client:
+        users = client.users()
+    rows = [user_row(u) for u in users if isinstance(u, dict) and u.get("Id")]
+    with database.connect() as conn:
+        changed = sync_users(conn, rows)
+    enabled = enabled_user_ids(users, pipeline.wanted_users())
+    current = set(instance.get_dynamic_partitions(users_partitions.name))
+    return sorted(set(enabled) - current), sorted(current - set(enabled)), enabled, changed
+
+
+def apply_user_partitions(instance: DagsterInstance, media_server: MediaServerResource, database: DatabaseResource,
+                          pipeline: PipelineConfig) -> list[str]:
+    """What the sensor does, applied at once (for one-shot runs); returns the enabled user ids."""
+    added, removed, enabled, _ = user_partition_changes(instance, media_server, database, pipeline)
+    if added:
+        instance.add_dynamic_partitions(users_partitions.name, added)
+    for key in removed:
+        instance.delete_dynamic_partition(users_partitions.name, key)
+    return enabled
