@@ -99,7 +99,7 @@ def series_recommendations(
     explanations = pipeline.explanations_on()
     model = ai.model_key()
     now = datetime.now(UTC)
-    totals = {"users": 0, "picks": 0, "cold_start_users": 0, "template_explanations": 0}
+    totals = {"run_users": 0, "run_picks": 0, "run_cold_start_users": 0, "run_template_explanations": 0}
     with database.connect() as conn:
         catalog, histories = load_world(conn, model)
         no_vector = count_without_vector(conn, model)
@@ -113,15 +113,15 @@ def series_recommendations(
                      context.run_id, picks)
             prune_runs(conn, user_id, KEEP_RUNS)
             conn.commit()  # each user's list lands on its own, whatever happens to the next one
-            totals["users"] += 1
-            totals["picks"] += len(picks)
-            totals["cold_start_users"] += result.cold_start
-            totals["template_explanations"] += templated
+            totals["run_users"] += 1
+            totals["run_picks"] += len(picks)
+            totals["run_cold_start_users"] += result.cold_start
+            totals["run_template_explanations"] += templated
             context.add_asset_metadata(
                 user_metadata(result, no_vector, time.perf_counter() - user_started), partition_key=user_id)
     return MaterializeResult(metadata={
         **totals, "model": model, "catalog_shows": len(catalog.shows),
-        "duration_seconds": round(time.perf_counter() - started, 3),
+        "run_duration_seconds": round(time.perf_counter() - started, 3),
     })
 
 

@@ -20,7 +20,7 @@ from dagster import (
 
 from aperture_assets.catalog_rows import as_text, provider_ids
 from aperture_assets.users import users_partitions
-from aperture_assets.watch_rows import WATCH_FIELDS, EpisodeState, episode_states, is_under, series_state
+from aperture_assets.watch_rows import STATES, WATCH_FIELDS, EpisodeState, episode_states, is_under, series_state
 from aperture_resources.database import DatabaseResource
 from aperture_resources.media_server import MediaServerClient, MediaServerResource
 from aperture_resources.watch_store import (
@@ -129,35 +129,40 @@ def series_watch_history(
             except Exception as exc:  # isolate users: the others' results are committed regardless
                 failures[uid] = str(exc)
                 context.log.error("watch history for user %s failed: %s", uid, exc)
+    for result in results:
+        context.add_asset_metadata(user_metadata(result), partition_key=result["user_id"])
     if failures:
         raise Failure(
             description=f"{len(failures)} of {len(user_ids)} users failed; the other {len(results)} were saved.",
             metadata={"failed_users": MetadataValue.json(failures)},
         )
-    return MaterializeResult(metadata=history_metadata(results, time.perf_counter() - started))
+    return MaterializeResult(metadata=run_metadata(results, time.perf_counter() - started))
 
 
-def history_metadata(results: list[dict], duration: float) -> dict:
-    states: dict[str, int] = {}
-    for result in results:
-        for state, count in result["states"].items():
-            states[state] = states.get(state, 0) + count
-    metadata = {
-        "users": len(results),
-        "episodes_watched": sum(r["episodes_watched"] for r in results),
-        "episodes_in_progress": sum(r["episodes_in_progress"] for r in results),
-        "unmatched_items": sum(r["unmatched_items"] for r in results),
-        "rows_changed": sum(r["rows_changed"] for r in results),
-        "http_requests": sum(r["requests"] for r in results),
-        "duration_seconds": round(duration, 3),
-        **{f"series_{state}": count for state, count in sorted(states.items())},
+def run_metadata(results: list[dict], duration: float) -> dict:
+    """Totals over every user of the run (per-user figures are on each partition)."""
+    return {
+        "run_users": len(results),
+        **{f"run_{key}": sum(r[key] for r in results)
+           for key in ("episodes_watched", "episodes_in_progress", "unmatched_items", "rows_changed", "requests")},
+        "run_duration_seconds": round(duration, 3),
     }
-    lines = ["| User | Series | State | Watched | Progress | Last watched |", "|---|---|---|---|---|---|"]
-    for result in results:
-        for name, state, watched, available, percent, last in result["top"]:
-            safe = str(name).replace("|", "\\|")
-            when = f"{last:%Y-%m-%d}" if last else ""
-            lines.append(f"| {result['user_id'][:8]} | {safe} | {state} | {watched}/{available} | {percent:.0f}% "
-                         f"| {when} |")
-    metadata["top_series"] = MetadataValue.md("\n".join(lines))
-    return metadata
+
+
+def user_metadata(result: dict) -> dict:
+    """One user's figures: episodes, series per state, duration and their top series by progress."""
+    lines = ["| Series | State | Watched | Progress | Last watched |", "|---|---|---|---|---|"]
+    for name, state, watched, available, percent, last in result["top"]:
+        safe = str(name).replace("|", "\\|")
+        when = f"{last:%Y-%m-%d}" if last else ""
+        lines.append(f"| {safe} | {state} | {watched}/{available} | {percent:.0f}% | {when} |")
+    return {
+        "episodes_watched": result["episodes_watched"],
+        "episodes_in_progress": result["episodes_in_progress"],
+        "unmatched_items": result["unmatched_items"],
+        "rows_changed": result["rows_changed"],
+        "http_requests": result["requests"],
+        "duration_seconds": result["seconds"],
+        **{f"series_{state}": result["states"].get(state, 0) for state in STATES},
+        "top_series": MetadataValue.md("\n".join(lines)),
+    }

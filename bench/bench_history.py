@@ -30,7 +30,7 @@ def main() -> None:
             users = len(bench.user_ids)
             print(f"history {label:>18}: {seconds:6.2f} s wall for {users} users, {bench.server.request_count} "
                   f"HTTP requests ({bench.server.request_count / users:.1f} per user), "
-                  f"{m['episodes_watched']} episodes watched, {m['rows_changed']} rows changed; prior tool "
+                  f"{m['run_episodes_watched']} episodes watched, {m['run_rows_changed']} rows changed; prior tool "
                   f"{PRIOR_TOOL_SECONDS:.0f} s -> {PRIOR_TOOL_SECONDS / seconds:.1f}x faster")
 
 

@@ -92,6 +92,12 @@ def test_backfill_over_several_users_is_one_run_and_isolates_failures(resources,
     assert {r[0] for r in sql("SELECT DISTINCT user_id FROM series_progress")} == set(keys)
     kids = progress(sql, ids["dave"])
     assert any("Bluey" in name for name in kids)
+    per_user = {e.partition: e.materialization.metadata for e in result.get_asset_materialization_events()}
+    assert set(per_user) == set(keys)
+    alice = per_user[ids["alice"]]
+    assert alice["series_completed"].value >= 3 and alice["series_in_progress"].value >= 2
+    assert "Breaking Bad" in alice["top_series"].value and "Bluey" not in alice["top_series"].value
+    assert alice["run_users"].value == 4  # run totals ride along on every partition
 
 
 def test_sensor_adds_and_removes_user_partitions(resources, sample_server, instance, sql):
