@@ -1,21 +1,26 @@
-"""The aperture code location: assets, jobs, schedules, sensors and resources."""
+"""The aperture code location: assets, checks, jobs, schedules, sensors and resources."""
 
 from dagster import Definitions
 
+from aperture_assets.automation import automation_sensor, with_automation
 from aperture_assets.catalog import series_catalog
-from aperture_assets.embeddings import every_series_has_a_vector, series_embeddings
+from aperture_assets.checks import CHECKS
+from aperture_assets.embeddings import series_embeddings
 from aperture_assets.jobs import JOBS, SCHEDULES
+from aperture_assets.library import series_library
 from aperture_assets.quality import recommendation_quality
-from aperture_assets.recommendations import recommendations_exclude_started, series_recommendations
+from aperture_assets.recommendations import series_recommendations
 from aperture_assets.resources import build_resources
+from aperture_assets.sensors import media_library_changes
 from aperture_assets.users import media_users_sensor
 from aperture_assets.watch_history import series_watch_history
 
 defs = Definitions(
-    assets=[series_catalog, series_watch_history, series_embeddings, series_recommendations, recommendation_quality],
-    asset_checks=[every_series_has_a_vector, recommendations_exclude_started],
+    assets=with_automation([series_catalog, series_embeddings, series_watch_history, series_recommendations,
+                            series_library, recommendation_quality]),
+    asset_checks=CHECKS,
     jobs=JOBS,
     schedules=SCHEDULES,
-    sensors=[media_users_sensor],
+    sensors=[media_users_sensor, media_library_changes, automation_sensor],
     resources=build_resources(),
 )

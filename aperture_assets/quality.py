@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import numpy as np
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
+from aperture_assets.errors import fail_fast_on_config_errors
 from aperture_assets.recommend import (
     Catalog,
     History,
@@ -89,6 +90,7 @@ def ratio(ours: float, theirs: float) -> float | str:
     description="Offline hold-out evaluation of the recommender against most-popular and the prior tool's "
     "content-only score, on this server's own history.",
 )
+@fail_fast_on_config_errors
 def recommendation_quality(
     context: AssetExecutionContext, ai: AIProviderResource, database: DatabaseResource, pipeline: PipelineConfig
 ) -> MaterializeResult:

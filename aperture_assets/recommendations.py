@@ -21,6 +21,7 @@ from dagster import (
     asset_check,
 )
 
+from aperture_assets.errors import fail_fast_on_config_errors
 from aperture_assets.explanations import explain
 from aperture_assets.recommend import Catalog, History, Params, Result, recommend, taste
 from aperture_assets.scoring import Watched
@@ -83,6 +84,7 @@ def recommend_user(conn, model: str, catalog: Catalog, histories: dict[str, list
 
 
 @asset(
+    pool="ai_provider",
     deps=["series_watch_history", "series_embeddings"],
     partitions_def=users_partitions,
     backfill_policy=BackfillPolicy.single_run(),
@@ -91,6 +93,7 @@ def recommend_user(conn, model: str, catalog: Catalog, histories: dict[str, list
     description="Per-user ranked picks with score components, evidence and optional explanations "
     "(the spec's generate-series-recommendations).",
 )
+@fail_fast_on_config_errors
 def series_recommendations(
     context: AssetExecutionContext, ai: AIProviderResource, database: DatabaseResource, pipeline: PipelineConfig
 ) -> MaterializeResult:

@@ -4,12 +4,14 @@ its name, never a secret's value); an unset one falls back to the documented def
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from dagster import EnvVar
 
 from aperture_resources.ai import AIProviderResource
 from aperture_resources.database import DatabaseResource
+from aperture_resources.library.resource import DEFAULT_NAME, LibraryResource
 from aperture_resources.media_server import MediaServerResource
 from aperture_resources.pipeline_config import PipelineConfig
 
@@ -19,6 +21,8 @@ def env(name: str, default: Any = "") -> Any:
 
 
 def build_resources() -> dict[str, Any]:
+    # Where the picks libraries are by default; the catalog and history syncs skip libraries under it.
+    default_root = str(Path(os.environ.get("APERTURE_DATA_DIR") or ".aperture").absolute() / "libraries")
     return {
         "database": DatabaseResource(
             url=env("APERTURE_DATABASE_URL"),
@@ -29,9 +33,22 @@ def build_resources() -> dict[str, Any]:
             url=env("APERTURE_MEDIA_SERVER_URL"),
             api_key=env("APERTURE_MEDIA_SERVER_API_KEY"),
             tv_libraries=env("APERTURE_TV_LIBRARIES"),
-            library_root=env("APERTURE_MEDIA_SERVER_LIBRARY_ROOT", env("APERTURE_LIBRARY_ROOT")),
+            library_root=env("APERTURE_MEDIA_SERVER_LIBRARY_ROOT", env("APERTURE_LIBRARY_ROOT", default_root)),
         ),
-        "pipeline": PipelineConfig(users=env("APERTURE_USERS")),
+        "library": LibraryResource(
+            root=env("APERTURE_LIBRARY_ROOT"),
+            server_root=env("APERTURE_MEDIA_SERVER_LIBRARY_ROOT"),
+            data_dir=env("APERTURE_DATA_DIR", ".aperture"),
+            mode=env("APERTURE_LIBRARY_MODE"),
+            name_template=env("APERTURE_LIBRARY_NAME", DEFAULT_NAME),
+            strm_api_key=env("APERTURE_LIBRARY_STRM_API_KEY", "off"),
+        ),
+        "pipeline": PipelineConfig(
+            users=env("APERTURE_USERS"),
+            recommendations_per_user=EnvVar.int("APERTURE_RECOMMENDATIONS_PER_USER")
+            if os.environ.get("APERTURE_RECOMMENDATIONS_PER_USER") else 12,
+            explanations=env("APERTURE_EXPLANATIONS", "off"),
+        ),
         "ai": AIProviderResource(
             provider=env("APERTURE_EMBEDDING_PROVIDER", "local"),
             model=env("APERTURE_EMBEDDING_MODEL"),

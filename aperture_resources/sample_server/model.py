@@ -179,6 +179,8 @@ class LibraryState:
                     or (i.type == "Episode" and i.season_id == parent))]
         if flt.types:
             found = [i for i in found if i.type.lower() in flt.types]
+        if flt.parent_index is not None:
+            found = [i for i in found if i.base.get("ParentIndexNumber") == flt.parent_index]
         if flt.exclude_virtual:
             found = [i for i in found if i.base.get("LocationType") != "Virtual"]
         if user_id and flt.is_played is not None:

@@ -1,9 +1,9 @@
 """A library scan as the real servers do it, for folders on disk (aperture's own picks libraries).
 
 Series folders become Series (title from tvshow.nfo, else the folder name), "Season N" folders
-Seasons, and files with an SxxEyy token Episodes, with DateCreated from the sibling NFO's <dateadded>
-(Emby and Jellyfin both honour it). Like Jellyfin 10.11.8+, a .strm whose first line is not an
-http(s)/rtsp/rtp URL is skipped. Item ids derive from the file path, so a rescan keeps ids stable.
+Seasons, and files with an SxxEyy token (or numbered by their NFO) Episodes, with DateCreated from the
+sibling NFO's <dateadded> (Emby and Jellyfin both honour it). Like Jellyfin 10.11.8+, a .strm whose first
+line is not an http(s)/rtsp/rtp URL is skipped. Item ids derive from the file path, so a rescan keeps ids stable.
 """
 
 from __future__ import annotations
@@ -55,6 +55,18 @@ def playable(path: Path, state: LibraryState) -> bool:
     return target.lower().startswith(URL_SCHEMES)
 
 
+def _numbers(file: Path, nfo: ET.Element | None) -> tuple[int, int, int | None] | None:
+    """(season, episode, end) from an SxxEyy token, else from the sibling NFO (how the aperture placeholder,
+    which has no token, gets its number on the real servers); None when neither has them."""
+    token = EPISODE.search(file.name)
+    if token:
+        return int(token.group(1)), int(token.group(2)), int(token.group(3)) if token.group(3) else None
+    season, episode = _text(nfo, "season"), _text(nfo, "episode")
+    if season is None or episode is None or not season.isdigit() or not episode.isdigit():
+        return None
+    return int(season), int(episode), None
+
+
 def scan_folder(state: LibraryState, folder: dict) -> None:
     """Replace the folder's items with what is on disk now."""
     library_id = folder["ItemId"]
@@ -93,18 +105,20 @@ def _scan_series(state: LibraryState, library_id: str, series_dir: Path, found: 
         found[season_id] = Item(season_id, "Season", library_id, series_id, season_id,
                                 f"{extra['SortName']}/{number:04d}", sbase, {"Path": str(season_dir)})
         for file in sorted(season_dir.iterdir()):
-            token = EPISODE.search(file.name)
-            if file.suffix.lower() not in VIDEO or not token or not playable(file, state):
+            if file.suffix.lower() not in VIDEO or not playable(file, state):
                 continue
-            season_no, episode_no = int(token.group(1)), int(token.group(2))
             episode_nfo = _nfo(file.with_suffix(".nfo"))
+            numbers = _numbers(file, episode_nfo)
+            if numbers is None:
+                continue
+            season_no, episode_no, episode_end = numbers
             item_id = state.new_id(f"scan/{file}")
             ebase = {"Name": _text(episode_nfo, "title") or file.stem, "ServerId": SERVER_ID, "Id": item_id,
                      "Type": "Episode", "IsFolder": False, "ParentIndexNumber": season_no,
                      "IndexNumber": episode_no, "SeriesId": series_id, "SeriesName": name, "SeasonId": season_id,
                      "LocationType": "FileSystem", "MediaType": "Video", "ImageTags": {}}
-            if token.group(3):
-                ebase["IndexNumberEnd"] = int(token.group(3))
+            if episode_end:
+                ebase["IndexNumberEnd"] = episode_end
             eextra = {"Path": str(file), "DateCreated": _date_added(episode_nfo, file), "ProviderIds": {}}
             found[item_id] = Item(item_id, "Episode", library_id, series_id, season_id,
                                   f"{extra['SortName']}/{season_no:04d}/{episode_no:04d}", ebase, eextra)
