@@ -89,7 +89,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Serve the bundled sample library on 127.0.0.1 and run the whole pipeline against it."""
+    """Serve the bundled sample library on 127.0.0.1 and run the whole pipeline (and the quality report)."""
+    from aperture_assets.run import SPEC_STAGES
     from aperture_resources.sample_server import SampleServer, load_sample_library
 
     server = SampleServer(load_sample_library(), mode="jellyfin", api_key="demo-key").start()
@@ -102,7 +103,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         settings = load_settings()
         prepare_environment(settings)
         print(f"aperture demo: sample Jellyfin server at {server.url}, data in {settings.data_dir.absolute()}")
-        code = run_pipeline(args.select)
+        code = run_pipeline(args.select or (*SPEC_STAGES, "evaluate_recommendations"))
         print(f"aperture demo: {server.request_count} requests to the sample server. "
               "See the runs with `.venv/bin/aperture dev`.")
     finally:
@@ -189,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
                              ("demo", cmd_demo, "run the pipeline against the bundled sample server")):
         command = sub.add_parser(name, help=text)
         command.add_argument("--select", nargs="+", metavar="STAGE", choices=STAGE_NAMES,
-                             help=f"only these stages, in pipeline order: {', '.join(STAGE_NAMES)}")
+                             help=f"only these stages, in pipeline order: {', '.join(STAGE_NAMES)} "
+                                  "(default: all but evaluate_recommendations, which the demo adds)")
         command.set_defaults(func=func)
     dev = sub.add_parser("dev", help="start the Dagster UI with the embedded defaults")
     dev.add_argument("--host", default="127.0.0.1")

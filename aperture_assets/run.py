@@ -19,6 +19,7 @@ STAGES: tuple[tuple[str, bool], ...] = (
     ("sync_series_libraries", True),
 )
 STAGE_NAMES = tuple(name for name, _ in STAGES)
+SPEC_STAGES = tuple(name for name in STAGE_NAMES if name != "evaluate_recommendations")
 
 
 @dataclass
@@ -40,9 +41,8 @@ def run_stages(defs: Definitions, instance: DagsterInstance, selected: Sequence[
     ordered = [k for k in instance.get_dynamic_partitions(users_partitions.name) if k in set(keys)]
     echo(f"users: {len(ordered)} enabled")
     results: list[StageResult] = []
-    available = {job.name for job in defs.jobs or []}
     for name, partitioned in STAGES:
-        if name not in available or (selected and name not in selected):
+        if name not in (selected or SPEC_STAGES):
             continue
         if partitioned and not ordered:
             echo(f"{name}: skipped (no enabled users)")

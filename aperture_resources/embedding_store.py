@@ -37,6 +37,7 @@ def write_embeddings(conn: psycopg.Connection, model: str, rows: Sequence[tuple[
             "text_hash = EXCLUDED.text_hash, embedding = EXCLUDED.embedding, updated_at = now()",
             [(sid, model, int(vec.shape[0]), digest, vec) for sid, digest, vec in rows],
         )
+    conn.execute("ANALYZE series_embeddings")  # fresh statistics, so neighbour queries plan on the HNSW index
     return len(rows)
 
 
