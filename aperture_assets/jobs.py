@@ -44,8 +44,10 @@ def timezone() -> str:
 
 
 def asset_job(name: str, assets: tuple[str, ...], description: str, per_user: bool = True):
+    # dagster.yaml lets one run tagged as a library stage run at a time (two would race on the server's libraries)
+    tags = {"aperture/stage": "library"} if "series_library" in assets else None
     return define_asset_job(name, selection=AssetSelection.assets(*assets), description=description,
-                            partitions_def=users_partitions if per_user else None, op_retry_policy=RETRY)
+                            partitions_def=users_partitions if per_user else None, op_retry_policy=RETRY, tags=tags)
 
 
 sync_series = asset_job("sync_series", ("series_catalog",),
