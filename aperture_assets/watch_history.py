@@ -1,13 +1,37 @@
 """`series_watch_history[user]`: the spec's sync-series-watch-history, one partition per user.
 
-Each run re-reads the user's played, in-progress and favourite items in full. Incremental reads by
-DatePlayed cannot see episodes being un-marked, and Jellyfin's minDateLastSavedForUser does not track
-user data, so the read stays full (it is a handful of paged requests per user) while the write is
-incremental: only rows that differ are touched, and a no-change sync changes zero rows.
+The write is diff-based (only rows that differ are touched; a no-change sync changes zero rows) and the
+read is incremental where that is provably exact, else full. Resume positions and favourites (small
+lists) are always read in full; the played episodes, the big list, are read like this:
+
+- Stored per user: the set S of server items that were played at the last sync, by SERVER item id with
+  their user data (table user_played_items; several server items may map onto one catalog episode, so
+  episode_watch_state cannot serve), and the watermark, S's newest LastPlayedDate.
+- Incremental read: played episodes sorted by DatePlayed descending, page by page, until a page reaches
+  an item played before the watermark. That window W holds every item that entered the played set or
+  was played again since the last sync (playing moves LastPlayedDate to now; Jellyfin's
+  minDateLastSavedForUser does not track user data, so it is not used). The first page also carries
+  the server's count of played episodes. An item leaving the played set (un-marked, deleted, hidden) is
+  the one change W cannot show, and it is the only one that makes the count smaller than |S | W|, which
+  never shrinks: so if count == |S | W|, S | W (with W's fresh user data) is exactly the played set and
+  is applied; otherwise the played list is re-read in full.
+- Always full instead: no stored state, another picks root, the catalog removed episodes since the last
+  sync (item ids may have been regenerated), a server without TotalRecordCount, pages that disagree on
+  it, and once a day (FULL_READ_EVERY), which bounds the one case the count cannot see: a back-dated
+  mark (an imported play dated before the watermark) in the same interval as an un-mark.
+
+Both paths end in the same played set and go through the same merge (`watch_states`), catalog mapping
+and write, which tests/test_watch_history.py checks against a fresh full read over random changes. Items
+in our own picks libraries are kept in S (the server counts them) but never become watch rows. Every
+HTTP read happens before the first write and the writes are one transaction per user, so a failed read
+(HTTP error, malformed page) changes nothing. Metadata records the path each user took ("read") and its
+requests.
 """
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from dagster import (
     AssetExecutionContext,
@@ -20,29 +44,132 @@ from dagster import (
 
 from aperture_assets.catalog_rows import as_text, provider_ids
 from aperture_assets.users import users_partitions
-from aperture_assets.watch_rows import STATES, WATCH_FIELDS, EpisodeState, episode_states, is_under, series_state
+from aperture_assets.watch_rows import (
+    STATES,
+    WATCH_FIELDS,
+    EpisodeState,
+    is_under,
+    merge_window,
+    played_before,
+    played_items,
+    played_row,
+    series_state,
+    stored_played,
+    watch_states,
+    watermark,
+)
 from aperture_resources.database import DatabaseResource
 from aperture_resources.media_server import MediaServerClient, MediaServerResource
 from aperture_resources.watch_store import (
+    catalog_version,
     known_episode_ids,
     known_series_ids,
+    load_played_items,
+    load_watch_sync,
     match_by_provider,
+    save_watch_sync,
     series_provider_ids,
     user_summary,
+    write_played_items,
     write_user_history,
 )
 
+FULL_READ_EVERY = timedelta(hours=24)
+WINDOW_FIRST_PAGE = 50  # most syncs find a handful of new plays; later window pages use the client's page size
+PLAYED = {"isPlayed": True, "sortBy": ["DatePlayed"]}
 
-def read_user(client: MediaServerClient, user_id: str, exclude_root: str) -> tuple[dict[str, EpisodeState], list[dict]]:
-    """Everything the server knows about one user's watching: (episode states, favourite series items)."""
-    played = client.user_items(user_id, "Episode", WATCH_FIELDS, isPlayed=True, sortBy=["DatePlayed"])
-    resume = client.resume_items(user_id, WATCH_FIELDS)
-    favorite_episodes = client.user_items(user_id, "Episode", WATCH_FIELDS, isFavorite=True)
-    favorite_series = [
-        item for item in client.user_items(user_id, "Series", WATCH_FIELDS, isFavorite=True)
-        if not is_under(item.get("Path"), exclude_root)
-    ]
-    return episode_states([*played, *resume, *favorite_episodes], exclude_root), favorite_series
+
+@dataclass
+class UserRead:
+    """What the server knows about one user's watching, and how the played list was read."""
+
+    played: dict[str, EpisodeState]   # the played set, by server item id
+    changed: dict[str, EpisodeState]  # played items to store: W (incremental) or the whole set (full)
+    others: list[dict]                # resume and favourite episode items
+    favorite_series: list[dict]
+    read: str                         # "incremental" | "full"
+    reason: str                       # why the read was full ("" if incremental)
+
+
+def full_read_reason(previous: tuple | None, exclude_root: str, now: datetime, catalog: tuple[str, str]) -> str | None:
+    """Why this sync must read the played list in full before trying, or None to try the window."""
+    if previous is None:
+        return "no previous sync"
+    root, full_read_at, removals, _ = previous
+    if root != exclude_root:
+        return "the picks root changed"
+    if now - full_read_at >= FULL_READ_EVERY:
+        return "periodic full read"
+    if removals != catalog[0]:
+        return "the catalog removed episodes"
+    return None
+
+
+@dataclass
+class Window:
+    """Played episodes newest first, read down to a page holding one played before the watermark."""
+
+    items: list[dict]
+    total: int | None   # the server's count of played episodes (None: it sent none)
+    consistent: bool    # every page reported the same count (the list did not change during the read)
+    reached_end: bool   # the read covered the whole list: it is a full read
+
+
+def read_window(client: MediaServerClient, user_id: str, mark: datetime | None) -> Window:
+    items: list[dict] = []
+    totals: list[int | None] = []
+    start, size = 0, min(WINDOW_FIRST_PAGE, client.page_size)
+    while True:
+        page, total = client.user_items_page(user_id, "Episode", WATCH_FIELDS, start, size, **PLAYED,
+                                             sortOrder=["Descending"])
+        items += page
+        totals.append(total)
+        start += len(page)
+        consistent = all(t == total for t in totals)
+        if len(page) < size or (total is not None and start >= total):
+            return Window(items, total, consistent, reached_end=True)
+        if mark is not None and any(played_before(item, mark) for item in page):
+            return Window(items, total, consistent, reached_end=False)
+        size = client.page_size
+
+
+def read_played(client: MediaServerClient, user_id: str, exclude_root: str, stored: dict[str, EpisodeState],
+                reason: str | None) -> tuple[dict[str, EpisodeState], dict[str, EpisodeState], str, str]:
+    """(played set, items to store, "incremental" | "full", why full)."""
+    if reason is None:
+        window = read_window(client, user_id, watermark(stored))
+        seen = played_items(window.items, exclude_root)
+        known = len({**stored, **seen})
+        # pages that disagree on the count, or an item repeated by an unstable order (so another was skipped)
+        if not window.consistent or len(seen) != len(window.items):
+            reason = "the played list changed during the read"
+        elif window.reached_end:
+            if window.total is None or len(seen) == window.total:
+                return seen, seen, "full", "the window reached the oldest play"
+            reason = f"the whole list read, {len(seen)} items but the server counts {window.total}"
+        elif window.total is None:
+            reason = "the server sent no TotalRecordCount"
+        elif (merged := merge_window(stored, seen, window.total)) is not None:
+            return merged, seen, "incremental", ""
+        else:
+            reason = f"{window.total} played on the server, {known} known: an item left the played set"
+    played = played_items(client.user_items(user_id, "Episode", WATCH_FIELDS, **PLAYED), exclude_root)
+    return played, played, "full", reason
+
+
+def read_user(client: MediaServerClient, user_id: str, exclude_root: str, stored: dict[str, EpisodeState],
+              reason: str | None) -> UserRead:
+    """Everything the server knows about one user's watching; the three reads run at once."""
+    with ThreadPoolExecutor(3) as pool:
+        played_f = pool.submit(read_played, client, user_id, exclude_root, stored, reason)
+        resume_f = pool.submit(client.resume_items, user_id, WATCH_FIELDS)
+        favorites_f = pool.submit(client.user_items, user_id, ["Episode", "Series"], WATCH_FIELDS, isFavorite=True)
+        played, changed, read, why = played_f.result()
+        resume, favorites = resume_f.result(), favorites_f.result()
+    favorite_episodes = [item for item in favorites if item.get("Type") != "Series"]
+    favorite_series = [item for item in favorites
+                       if item.get("Type") == "Series" and not is_under(item.get("Path"), exclude_root)]
+    return UserRead(played, changed, [*resume, *favorite_episodes], favorite_series, read, why)
 
 
 def map_to_catalog(conn, client: MediaServerClient, states: dict[str, EpisodeState],
@@ -82,15 +209,34 @@ def map_to_catalog(conn, client: MediaServerClient, states: dict[str, EpisodeSta
     return list(rows.values()), favorites, len(states) - len(target)
 
 
-def sync_user(client: MediaServerClient, database: DatabaseResource, user_id: str, exclude_root: str) -> dict:
+def sync_user(client: MediaServerClient, database: DatabaseResource, user_id: str, exclude_root: str,
+              *, full: bool = False, catalog: tuple | None = None) -> dict:
+    """Read one user's watching (incrementally where provably exact, unless `full`) and write it.
+    `catalog`: the catalog's fingerprints (watch_store.catalog_version), if the caller read them for a whole
+    run before any user's read started."""
     started = time.perf_counter()
-    states, favorite_series = read_user(client, user_id, exclude_root)  # a failed read raises before any write
     with database.connect() as conn:
-        rows, favorites, unmatched = map_to_catalog(conn, client, states, favorite_series)
-        changes = write_user_history(conn, user_id, rows, favorites, series_state)
+        catalog = catalog or catalog_version(conn)
+        previous, read_started = load_watch_sync(conn, user_id)
+        reason = "full read requested" if full else full_read_reason(previous, exclude_root, read_started, catalog)
+        stored = {} if reason else {s.item_id: s for s in map(stored_played, load_played_items(conn, user_id))}
+    user = read_user(client, user_id, exclude_root, stored, reason)  # a failed read raises before any write
+    with database.connect() as conn:
+        states = watch_states(user.played, user.others, exclude_root)
+        rows, favorites, unmatched = map_to_catalog(conn, client, states, user.favorite_series)
+        # progress was last derived from the catalog the sync row names; if it and the rows are unchanged, it stands
+        new_catalog = previous is None or previous[3] != catalog[1]
+        progress_current = user.read == "incremental" and not new_catalog
+        changes = write_user_history(conn, user_id, rows, favorites, series_state, progress_current)
+        changes["played_items_changed"] = write_played_items(
+            conn, user_id, [played_row(s) for s in user.changed.values()], replace=user.read == "full")
+        if user.read == "full" or new_catalog or any(changes.values()):  # else nothing is written at all
+            save_watch_sync(conn, user_id, exclude_root, user.read, read_started, catalog)
         states_count, top = user_summary(conn, user_id)
     return {
         "user_id": user_id,
+        "read": user.read,
+        "read_reason": user.reason,
         "episodes_watched": sum(1 for r in rows if r[1]),
         "episodes_in_progress": sum(1 for r in rows if not r[1] and r[4] > 0),
         "unmatched_items": unmatched,
@@ -115,10 +261,12 @@ def series_watch_history(
 ) -> MaterializeResult:
     started = time.perf_counter()
     user_ids = list(context.partition_keys)
+    with database.connect() as conn:
+        catalog = catalog_version(conn)  # once for the run, before any user's read starts
 
     def one(user_id: str) -> dict:
         with media_server.client() as client:
-            return sync_user(client, database, user_id, media_server.library_root)
+            return sync_user(client, database, user_id, media_server.library_root, catalog=catalog)
 
     results, failures = [], {}
     with ThreadPoolExecutor(max(1, min(media_server.concurrency, len(user_ids)))) as pool:
@@ -145,6 +293,7 @@ def run_metadata(results: list[dict], duration: float) -> dict:
         "run_users": len(results),
         **{f"run_{key}": sum(r[key] for r in results)
            for key in ("episodes_watched", "episodes_in_progress", "unmatched_items", "rows_changed", "requests")},
+        "run_incremental_reads": sum(1 for r in results if r["read"] == "incremental"),
         "run_duration_seconds": round(duration, 3),
     }
 
@@ -160,6 +309,8 @@ def user_metadata(result: dict) -> dict:
         "episodes_watched": result["episodes_watched"],
         "episodes_in_progress": result["episodes_in_progress"],
         "unmatched_items": result["unmatched_items"],
+        "read": result["read"],
+        **({"read_reason": result["read_reason"]} if result["read_reason"] else {}),
         "rows_changed": result["rows_changed"],
         "http_requests": result["requests"],
         "duration_seconds": result["seconds"],

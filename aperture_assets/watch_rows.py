@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from aperture_assets.catalog_rows import as_float, as_int, as_text, parse_datetime, provider_ids
@@ -47,6 +47,7 @@ class EpisodeState:
     season_number: int | None
     episode_number: int | None
     provider_ids: tuple[str | None, str | None, str | None]
+    excluded: bool = False  # in aperture's own picks folders: counted by the server, never a watch row
 
     @property
     def has_state(self) -> bool:
@@ -58,30 +59,89 @@ def is_under(path: str | None, root: str) -> bool:
     return bool(path and root) and (path == root or path.startswith(root + "/"))
 
 
+def parse_episode(item: dict, exclude_root: str = "") -> EpisodeState | None:
+    """One item's user data; None for a malformed item (no usable id)."""
+    item_id = item.get("Id")
+    if not isinstance(item_id, str | int) or isinstance(item_id, bool):
+        return None
+    data = item.get("UserData") if isinstance(item.get("UserData"), dict) else {}
+    return EpisodeState(
+        item_id=str(item_id),
+        played=bool(data.get("Played")),
+        play_count=max(as_int(data.get("PlayCount")) or 0, 1 if data.get("Played") else 0),
+        last_played_at=parse_datetime(data.get("LastPlayedDate")),
+        position_ticks=max(as_int(data.get("PlaybackPositionTicks")) or 0, 0),
+        played_percentage=as_float(data.get("PlayedPercentage")),
+        is_favorite=bool(data.get("IsFavorite")),
+        series_id=as_text(item.get("SeriesId")),
+        season_number=as_int(item.get("ParentIndexNumber")),
+        episode_number=as_int(item.get("IndexNumber")),
+        provider_ids=provider_ids(item),
+        excluded=is_under(item.get("Path"), exclude_root),
+    )
+
+
 def episode_states(items: Iterable[dict], exclude_root: str = "") -> dict[str, EpisodeState]:
-    """Merge played, resume and favourite episode items by id; items in our own picks folders are ignored
-    (their placeholders are marked played by aperture itself)."""
+    """Merge played, resume and favourite episode items by id (a later item wins); items in our own picks
+    folders are ignored (their placeholders are marked played by aperture itself)."""
     states: dict[str, EpisodeState] = {}
     for item in items:
-        item_id = item.get("Id")
-        if not isinstance(item_id, str | int) or isinstance(item_id, bool) or is_under(item.get("Path"), exclude_root):
-            continue
-        data = item.get("UserData") if isinstance(item.get("UserData"), dict) else {}
-        state = EpisodeState(
-            item_id=str(item_id),
-            played=bool(data.get("Played")),
-            play_count=max(as_int(data.get("PlayCount")) or 0, 1 if data.get("Played") else 0),
-            last_played_at=parse_datetime(data.get("LastPlayedDate")),
-            position_ticks=max(as_int(data.get("PlaybackPositionTicks")) or 0, 0),
-            played_percentage=as_float(data.get("PlayedPercentage")),
-            is_favorite=bool(data.get("IsFavorite")),
-            series_id=as_text(item.get("SeriesId")),
-            season_number=as_int(item.get("ParentIndexNumber")),
-            episode_number=as_int(item.get("IndexNumber")),
-            provider_ids=provider_ids(item),
-        )
-        if state.has_state:
+        state = parse_episode(item, exclude_root)
+        if state is not None and not state.excluded and state.has_state:
             states[state.item_id] = state
+    return states
+
+
+# -- the played set of the incremental read (see aperture_assets/watch_history.py) -----------------------
+
+def played_items(items: Iterable[dict], exclude_root: str = "") -> dict[str, EpisodeState]:
+    """Every item of a played-episodes read by id, picks-folder items included (flagged `excluded`): the
+    server counts them among the user's played episodes, so the incremental read's count check must too."""
+    played: dict[str, EpisodeState] = {}
+    for item in items:
+        state = parse_episode(item, exclude_root)
+        if state is not None:
+            played[state.item_id] = state
+    return played
+
+
+def watermark(played: Mapping[str, EpisodeState]) -> datetime | None:
+    """The newest LastPlayedDate of the played set: the incremental read stops below it."""
+    return max((s.last_played_at for s in played.values() if s.last_played_at is not None), default=None)
+
+
+def played_before(item: dict, mark: datetime) -> bool:
+    """Whether a played item's LastPlayedDate is older than `mark` (an item without one is not)."""
+    data = item.get("UserData") if isinstance(item.get("UserData"), dict) else {}
+    when = parse_datetime(data.get("LastPlayedDate"))
+    return when is not None and when < mark
+
+
+def merge_window(stored: Mapping[str, EpisodeState], window: Mapping[str, EpisodeState],
+                 total: int | None) -> dict[str, EpisodeState] | None:
+    """The played set from the last sync's set S and the window W of items played since its watermark
+    (W's fresh user data wins), or None when it cannot be proven exact.
+
+    Every item that entered the played set or was played again since the last sync has a LastPlayedDate
+    at or after the watermark, so it is in W; the only change W cannot show is an item leaving the set
+    (un-marked, deleted, hidden). Leaving only shrinks the server's count while S | W never shrinks, so
+    `total == |S | W|` proves nothing left and S | W is the played set exactly. (A back-dated mark is the
+    one entry W misses; it grows the count by itself, and is caught unless an item left in the same
+    interval; the periodic full read bounds that case.)"""
+    if total is None:
+        return None
+    merged = {**stored, **window}
+    return merged if len(merged) == total else None
+
+
+def watch_states(played: Mapping[str, EpisodeState], others: Iterable[dict],
+                 exclude_root: str = "") -> dict[str, EpisodeState]:
+    """The user's episode states from the played set and the resume and favourite items, exactly as
+    `episode_states` over all three lists would merge them. Favourite flags come from the favourites list
+    only (always read in full), never from a stored played item, which may be stale for that flag."""
+    states = {item_id: replace(s, is_favorite=False) for item_id, s in played.items()
+              if not s.excluded and s.has_state}
+    states.update(episode_states(others, exclude_root))
     return states
 
 
@@ -96,3 +156,17 @@ def series_state(watched: int, available: int, resuming: bool, status: str | Non
     if available > 0 and watched >= available and not resuming:
         return "completed" if (status or "").casefold() == "ended" else "caught_up"
     return "in_progress"
+
+
+def played_row(state: EpisodeState) -> tuple:
+    """A played item as stored for the next incremental read (watch_store.PLAYED_COLUMNS order)."""
+    return (state.item_id, state.play_count, state.last_played_at, state.position_ticks, state.played_percentage,
+            state.series_id, state.season_number, state.episode_number, *state.provider_ids, state.excluded)
+
+
+def stored_played(row: Sequence) -> EpisodeState:
+    """The inverse of `played_row` (a stored item is played; its favourite flag is never stored)."""
+    item_id, plays, last, position, percent, series_id, season, episode, tvdb, tmdb, imdb, excluded = row
+    return EpisodeState(item_id=item_id, played=True, play_count=plays, last_played_at=last, position_ticks=position,
+                        played_percentage=percent, is_favorite=False, series_id=series_id, season_number=season,
+                        episode_number=episode, provider_ids=(tvdb, tmdb, imdb), excluded=excluded)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 import psycopg
 
@@ -76,10 +77,12 @@ def write_user_history(
     episode_rows: Sequence[tuple],
     favorite_series: Sequence[str],
     state_of: Callable[[int, int, bool, str | None], str],
+    progress_current: bool = False,
 ) -> dict[str, int]:
     """Replace the user's stored state with what the server reported, touching only rows that differ,
-    then re-derive series progress. Rows: (episode_id, played, play_count, last_played_at,
-    position_ticks, played_percentage, is_favorite)."""
+    then re-derive series progress (skipped if no row changed and the caller knows the stored progress
+    is current for the catalog: `progress_current`). Rows: (episode_id, played, play_count,
+    last_played_at, position_ticks, played_percentage, is_favorite)."""
     cols = [list(c) for c in zip(*episode_rows, strict=True)] if episode_rows else [[]] * 7
     upserted = conn.execute(
         """
@@ -109,7 +112,8 @@ def write_user_history(
         "DELETE FROM series_favorites WHERE user_id = %s AND NOT (series_id = ANY(%s))",
         (user_id, list(favorite_series)),
     ).rowcount
-    progress = refresh_series_progress(conn, user_id, state_of)
+    unchanged = progress_current and not (upserted or cleared or favorites)
+    progress = 0 if unchanged else refresh_series_progress(conn, user_id, state_of)
     return {"episodes_changed": upserted, "episodes_cleared": cleared, "favorites_changed": favorites,
             "progress_changed": progress}
 
@@ -190,3 +194,89 @@ def user_summary(conn: psycopg.Connection, user_id: str, top: int = 10) -> tuple
         (user_id, top),
     ).fetchall()
     return states, rows
+
+
+# -- incremental watch sync: the played set S per user (server item ids) and when it was read -------------
+
+PLAYED_COLUMNS = ("item_id", "play_count", "last_played_at", "position_ticks", "played_percentage", "series_id",
+                  "season_number", "episode_number", "tvdb_id", "tmdb_id", "imdb_id", "excluded")
+
+
+def load_watch_sync(conn: psycopg.Connection, user_id: str) -> tuple[tuple | None, datetime]:
+    """((exclude_root, full_read_at, catalog_removals, catalog_version) of the user's last writing sync or
+    None if never synced,
+    the database's time now: a read that starts after this instant is what the next sync compares with)."""
+    row = conn.execute(
+        "SELECT exclude_root, full_read_at, catalog_removals, catalog_version FROM user_watch_sync "
+        "WHERE user_id = %s",
+        (user_id,),
+    ).fetchone()
+    return row, conn.execute("SELECT clock_timestamp()").fetchone()[0]
+
+
+def load_played_items(conn: psycopg.Connection, user_id: str) -> list[tuple]:
+    """The user's stored played set, rows in PLAYED_COLUMNS order."""
+    return conn.execute(
+        f"SELECT {', '.join(PLAYED_COLUMNS)} FROM user_played_items WHERE user_id = %s", (user_id,)
+    ).fetchall()
+
+
+def catalog_version(conn: psycopg.Connection) -> tuple[str, str]:
+    """Fingerprints of the catalog, compared for equality by the next sync: (its episode removals, everything
+    series progress depends on). Counts ride along with the newest timestamps, so a change that commits
+    later than its rows' timestamp (a transaction's start) still changes the fingerprint."""
+    return conn.execute(
+        """
+        SELECT concat_ws('/', e.last_removed, e.removed),
+               concat_ws('/', e.last_removed, e.removed, e.last_changed, e.active, s.last_changed, s.active)
+        FROM (SELECT max(removed_at) AS last_removed, count(removed_at) AS removed,
+                     max(updated_at) AS last_changed, count(*) FILTER (WHERE removed_at IS NULL) AS active
+              FROM episodes) e,
+             (SELECT max(greatest(updated_at, removed_at)) AS last_changed,
+                     count(*) FILTER (WHERE removed_at IS NULL) AS active FROM series) s
+        """
+    ).fetchone()
+
+
+def write_played_items(conn: psycopg.Connection, user_id: str, rows: Sequence[tuple], replace: bool) -> int:
+    """Upsert played items (rows in PLAYED_COLUMNS order) touching only those that differ; with `replace`,
+    items not in `rows` are deleted (a full read), else kept (an incremental read never removes any).
+    Returns rows changed."""
+    cols = [list(c) for c in zip(*rows, strict=True)] if rows else [[]] * len(PLAYED_COLUMNS)
+    names = ", ".join(PLAYED_COLUMNS)
+    updates = PLAYED_COLUMNS[1:]
+    changed = conn.execute(
+        f"""
+        INSERT INTO user_played_items AS p (user_id, {names})
+        SELECT %s, * FROM unnest(%s::text[], %s::int[], %s::timestamptz[], %s::bigint[], %s::real[], %s::text[],
+                                 %s::int[], %s::int[], %s::text[], %s::text[], %s::text[], %s::bool[])
+        ON CONFLICT (user_id, item_id) DO UPDATE SET {", ".join(f"{c} = EXCLUDED.{c}" for c in updates)}
+        WHERE ({", ".join(f"p.{c}" for c in updates)})
+              IS DISTINCT FROM ({", ".join(f"EXCLUDED.{c}" for c in updates)})
+        """,
+        [user_id, *cols],
+    ).rowcount
+    if replace:
+        changed += conn.execute(
+            "DELETE FROM user_played_items WHERE user_id = %s AND NOT (item_id = ANY(%s))", (user_id, cols[0])
+        ).rowcount
+    return changed
+
+
+def save_watch_sync(conn: psycopg.Connection, user_id: str, exclude_root: str, read: str,
+                    read_started: datetime, catalog: tuple[str, str]) -> None:
+    """Record a sync that wrote something, read in full or saw a new catalog: how, with which picks root,
+    when its read started and which catalog it saw."""
+    conn.execute(
+        """
+        INSERT INTO user_watch_sync AS s (user_id, exclude_root, full_read_at, synced_at, last_read,
+                                          catalog_removals, catalog_version)
+        VALUES (%(u)s, %(root)s, %(at)s, %(at)s, %(read)s, %(removals)s, %(version)s)
+        ON CONFLICT (user_id) DO UPDATE SET exclude_root = EXCLUDED.exclude_root, synced_at = EXCLUDED.synced_at,
+            last_read = EXCLUDED.last_read, catalog_removals = EXCLUDED.catalog_removals,
+            catalog_version = EXCLUDED.catalog_version,
+            full_read_at = CASE WHEN EXCLUDED.last_read = 'full' THEN EXCLUDED.full_read_at ELSE s.full_read_at END
+        """,
+        {"u": user_id, "root": exclude_root, "read": read, "at": read_started, "removals": catalog[0],
+         "version": catalog[1]},
+    )

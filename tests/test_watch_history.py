@@ -1,12 +1,22 @@
 """`series_watch_history` and the `media_users` sensor: real HTTP to the sample server, real PostgreSQL."""
 
+import os
+import random
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import psycopg
 import pytest
 from dagster import DagsterInstance, build_sensor_context, instance_for_test, materialize
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from psycopg.conninfo import conninfo_to_dict
 
 from aperture_assets.catalog import series_catalog
 from aperture_assets.users import media_users_sensor, users_partitions
-from aperture_assets.watch_history import series_watch_history
+from aperture_assets.watch_history import FULL_READ_EVERY, full_read_reason, series_watch_history, sync_user
+from aperture_resources import database as db
+from aperture_resources.database import DatabaseResource
+from aperture_resources.media_server.client import MediaServerError
 from aperture_resources.pipeline_config import PipelineConfig
 
 
@@ -113,3 +123,222 @@ def test_sensor_adds_and_removes_user_partitions(resources, sample_server, insta
     result = media_users_sensor(build_sensor_context(instance=instance, resources=narrowed))
     removed = {key for req in result.dynamic_partitions_requests for key in req.partition_keys}
     assert removed == added - {ids["alice"], ids["bob"]}
+
+
+# -- incremental read: always equal to a full re-read ----------------------------------------------------------
+
+SNAPSHOT = {
+    "episode_watch_state": "SELECT user_id, episode_id, played, play_count, last_played_at, position_ticks, "
+                           "played_percentage, is_favorite FROM episode_watch_state",
+    "series_favorites": "SELECT user_id, series_id FROM series_favorites",
+    "series_progress": "SELECT user_id, series_id, episodes_watched, episodes_available, percent, max_play_count, "
+                       "last_watched_at, is_favorite, state FROM series_progress",
+    "user_played_items": "SELECT * FROM user_played_items",  # the stored set S itself must match too
+}
+
+
+def snapshot(database: DatabaseResource) -> dict[str, set[tuple]]:
+    """Every watch table as a set of tuples, without our own updated_at."""
+    with database.connect() as conn:
+        return {table: set(conn.execute(query).fetchall()) for table, query in SNAPSHOT.items()}
+
+
+@pytest.fixture
+def clone_database(pg_server_url):
+    """Copies of a database (CREATE DATABASE ... TEMPLATE), dropped at the end."""
+    made: list[str] = []
+
+    def clone(source: DatabaseResource) -> DatabaseResource:
+        name = f"aperture_clone_{os.getpid()}_{len(made)}"
+        with psycopg.connect(pg_server_url, autocommit=True) as conn:
+            template = conninfo_to_dict(source.app_url())["dbname"]
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        made.append(name)
+        url = db.with_database(pg_server_url, name)
+        db._migrated.add(url)
+        return DatabaseResource(url=url)
+
+    yield clone
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        for name in made:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def sync(resources, database: DatabaseResource, user_id: str, root: str, full: bool = False) -> dict:
+    with resources["media_server"].client() as client:
+        return sync_user(client, database, user_id, root, full=full)
+
+
+class Mutator:
+    """Random user-data changes on the sample server, as people watch: plays (on a clock that moves forward,
+    sometimes not at all), rewatches, un-marks, favourites on and off, resume positions."""
+
+    def __init__(self, server, users: list[str], seed: int) -> None:
+        self.state, self.users, self.rng = server.state, users, random.Random(seed)
+        items = server.state.items.values()
+        self.episodes = sorted(i.id for i in items if i.type == "Episode")
+        self.series = sorted(i.id for i in items if i.type == "Series")
+        self.clock = datetime(2027, 1, 1, tzinfo=UTC)
+        self.done: Counter = Counter()
+
+    def played(self, user: str) -> list[str]:
+        return sorted(item for (uid, item), data in self.state.user_data.items() if uid == user and data.played)
+
+    def tick(self) -> datetime:
+        self.clock += timedelta(seconds=self.rng.choice([0, 1, 60, 3600]))
+        return self.clock
+
+    def step(self) -> None:
+        rng, user = self.rng, self.rng.choice(self.users)
+        played = self.played(user)
+        kind = rng.choice(["play", "play", "play", "rewatch", "unmark", "favorite", "series_favorite", "resume"])
+        if kind in ("rewatch", "unmark") and not played:
+            kind = "play"
+        if kind == "play":
+            for item in rng.sample(self.episodes, rng.randint(1, 3)):
+                self.state.mark_played(user, item, True, self.tick())
+        elif kind == "rewatch":
+            self.state.mark_played(user, rng.choice(played), True, self.tick())
+        elif kind == "unmark":
+            self.state.mark_played(user, rng.choice(played), False)
+        elif kind == "favorite":
+            item = rng.choice(played if played and rng.random() < 0.5 else self.episodes)
+            self.state.set_favorite(user, item, rng.random() < 0.6)
+        elif kind == "series_favorite":
+            self.state.set_favorite(user, rng.choice(self.series), rng.random() < 0.6)
+        else:  # a position on any episode, played ones included (which un-marks them)
+            item = rng.choice(played if played and rng.random() < 0.3 else self.episodes)
+            runtime = self.state.items[item].base.get("RunTimeTicks") or 10**10
+            self.state.set_position(user, item, int(runtime * rng.uniform(0.1, 0.9)))
+        self.done[kind] += 1
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_incremental_sync_always_equals_a_fresh_full_read(resources, sample_server, database, clone_database, seed):
+    sync_catalog(resources)
+    catalog_only = clone_database(database)  # the catalog, no watch state: what each reference starts from
+    ids = user_ids(sample_server)
+    users = [ids[name] for name in ("alice", "bob", "carol", "dave", "kate")]
+    root = "/media/kids"  # stands in for the picks root: played items there are counted but never watch rows
+    for user in users:
+        assert sync(resources, database, user, root)["read"] == "full"  # the synced starting state
+    mutator, reads = Mutator(sample_server, users, seed), Counter()
+    for round_ in range(8):
+        for _ in range(mutator.rng.choice([0, 1, 3, 8])):
+            mutator.step()
+        for user in users:
+            result = sync(resources, database, user, root)
+            reads[result["read"]] += 1
+            assert result["requests"] <= (3 if result["read"] == "incremental" else 10)
+        reference = clone_database(catalog_only)
+        for user in users:
+            assert sync(resources, reference, user, root, full=True)["read"] == "full"
+        assert snapshot(database) == snapshot(reference), f"round {round_} after {dict(mutator.done)}"
+    # the run exercised both paths and every kind of change
+    assert reads["incremental"] >= 10 and reads["full"] >= 2, reads
+    assert set(mutator.done) >= {"play", "rewatch", "unmark", "favorite", "series_favorite", "resume"}
+
+
+def test_an_unmark_forces_the_full_read_and_a_backdated_mark_alone_is_caught(resources, sample_server, sql):
+    sync_catalog(resources)
+    alice = user_ids(sample_server)["alice"]
+    assert sync(resources, resources["database"], alice, "")["read"] == "full"
+    played = sql("SELECT item_id FROM user_played_items WHERE user_id = %s ORDER BY item_id", (alice,))
+    sample_server.state.mark_played(alice, played[0][0], False)
+    result = sync(resources, resources["database"], alice, "")
+    assert result["read"] == "full" and "left the played set" in result["read_reason"]
+    assert sql("SELECT count(*) FROM user_played_items WHERE user_id = %s", (alice,))[0][0] == len(played) - 1
+
+    # a play dated before the watermark (an imported history) is not in the window, but the count sees it
+    unwatched = sql("SELECT e.id FROM episodes e WHERE NOT EXISTS (SELECT 1 FROM user_played_items p "
+                    "WHERE p.user_id = %s AND p.item_id = e.id) ORDER BY e.id LIMIT 1", (alice,))[0][0]
+    sample_server.state.mark_played(alice, unwatched, True, datetime(2001, 1, 1, tzinfo=UTC))
+    result = sync(resources, resources["database"], alice, "")
+    assert result["read"] == "full"
+    assert sql("SELECT played FROM episode_watch_state WHERE user_id = %s AND episode_id = %s",
+               (alice, unwatched)) == [(True,)]
+
+
+def test_a_no_change_resync_is_incremental_cheap_and_writes_nothing(resources, sample_server, instance, sql):
+    sync_catalog(resources)
+    alice = user_ids(sample_server)["alice"]
+    first = sync_history(resources, instance, [alice]).asset_materializations_for_node("series_watch_history")[0]
+    assert first.metadata["read"].value == "full"
+    sync_row = sql("SELECT * FROM user_watch_sync WHERE user_id = %s", (alice,))
+    again = sync_history(resources, instance, [alice]).asset_materializations_for_node("series_watch_history")[0]
+    m = again.metadata
+    assert m["read"].value == "incremental" and m["http_requests"].value <= 3
+    assert m["rows_changed"].value == 0
+    assert sql("SELECT * FROM user_watch_sync WHERE user_id = %s", (alice,)) == sync_row  # not even bookkeeping
+
+    # a new play: still incremental, and it lands
+    episode = sql("SELECT e.id FROM episodes e WHERE NOT EXISTS (SELECT 1 FROM episode_watch_state w "
+                  "WHERE w.user_id = %s AND w.episode_id = e.id) ORDER BY e.id LIMIT 1", (alice,))[0][0]
+    sample_server.state.mark_played(alice, episode, True)
+    m = sync_history(resources, instance, [alice]).asset_materializations_for_node("series_watch_history")[0].metadata
+    assert m["read"].value == "incremental" and m["rows_changed"].value > 0
+    assert sql("SELECT played FROM episode_watch_state WHERE user_id = %s AND episode_id = %s",
+               (alice, episode)) == [(True,)]
+
+
+def test_a_5xx_mid_window_read_leaves_the_previous_state_intact(resources, sample_server, database, monkeypatch):
+    sync_catalog(resources)
+    alice = user_ids(sample_server)["alice"]
+    assert sync(resources, database, alice, "")["read"] == "full"
+    state = sample_server.state
+    known = {item for (uid, item), data in state.user_data.items() if uid == alice and data.played}
+    fresh = sorted(i.id for i in state.items.values() if i.type == "Episode" and i.id not in known)[:70]
+    for n, item in enumerate(fresh):  # more new plays than the window's first page holds
+        state.mark_played(alice, item, True, datetime(2027, 1, 1, tzinfo=UTC) + timedelta(minutes=n))
+    before = snapshot(database)
+    with database.connect() as conn:
+        sync_before = conn.execute("SELECT * FROM user_watch_sync").fetchall()
+
+    handle, pages = sample_server._handle, Counter()
+
+    def failing_second_page(method, path, query, headers, body):
+        if path == "/Items" and (query.get("sortOrder") or "").startswith("Desc"):
+            pages[query.get("startIndex")] += 1
+            if query.get("startIndex") not in (None, "0"):
+                return 500, "injected failure"
+        return handle(method, path, query, headers, body)
+
+    monkeypatch.setattr(sample_server, "_handle", failing_second_page)
+    with pytest.raises(MediaServerError):
+        sync(resources, database, alice, "")
+    assert pages["0"] == 1 and sum(pages.values()) > 1  # the first window page was read, then the next failed
+    assert snapshot(database) == before
+    with database.connect() as conn:
+        assert conn.execute("SELECT * FROM user_watch_sync").fetchall() == sync_before
+
+    monkeypatch.setattr(sample_server, "_handle", handle)
+    result = sync(resources, database, alice, "")
+    assert result["read"] == "incremental"
+    assert {(alice, item) for item in fresh} <= {(u, i) for u, i, *_ in snapshot(database)["user_played_items"]}
+
+
+def test_a_catalog_change_alone_still_rederives_progress_on_the_incremental_path(resources, sample_server, instance,
+                                                                                  sql):
+    sync_catalog(resources)
+    alice = user_ids(sample_server)["alice"]
+    assert sync_history(resources, instance, [alice]).success
+    assert progress(sql, alice)["Breaking Bad"][0] == "completed"
+    season = sql("SELECT e.season_id, max(e.episode_number) FROM episodes e JOIN series s ON s.id = e.series_id "
+                 "WHERE s.name = 'Breaking Bad' GROUP BY e.season_id ORDER BY 1 LIMIT 1")[0]
+    sample_server.state.add_episode(season[0], season[1] + 1)  # a new episode: nothing about alice changed
+    sync_catalog(resources)
+    m = sync_history(resources, instance, [alice]).asset_materializations_for_node("series_watch_history")[0].metadata
+    assert m["read"].value == "incremental"
+    state, watched, available, *_ = progress(sql, alice)["Breaking Bad"]
+    assert state == "in_progress" and available == watched + 1
+
+
+def test_full_read_reasons():
+    now = datetime(2027, 1, 2, tzinfo=UTC)
+    catalog = ("removals-1", "version-1")
+    synced = ("/picks", now - timedelta(hours=2), "removals-1", "version-0")
+    assert full_read_reason(None, "/picks", now, catalog) == "no previous sync"
+    assert full_read_reason(synced, "/picks", now, catalog) is None  # a changed catalog alone is fine
+    assert full_read_reason(synced, "/other", now, catalog) == "the picks root changed"
+    assert full_read_reason(synced, "/picks", now + FULL_READ_EVERY, catalog) == "periodic full read"
+    assert full_read_reason(synced, "/picks", now, ("removals-2", "version-1")) == "the catalog removed episodes"

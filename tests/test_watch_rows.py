@@ -1,8 +1,21 @@
 """Pure watch-history logic: enabled users, episode state merging and the series state table."""
 
+from datetime import UTC, datetime
+
 import pytest
 
-from aperture_assets.watch_rows import enabled_user_ids, episode_states, series_state
+from aperture_assets.watch_rows import (
+    enabled_user_ids,
+    episode_states,
+    merge_window,
+    played_before,
+    played_items,
+    played_row,
+    series_state,
+    stored_played,
+    watch_states,
+    watermark,
+)
 
 USERS = [
     {"Id": "u1", "Name": "Alice", "Policy": {"IsDisabled": False}},
@@ -49,3 +62,46 @@ def test_episode_states_merge_and_ignore_own_picks_folder():
     assert set(states) == {"e1", "e2"}
     assert states["e1"].play_count == 2 and states["e1"].last_played_at.year == 2026
     assert states["e2"].position_ticks == 100 and not states["e2"].played
+
+
+def _played(item_id: str, when: str | None, path: str = "/media/tv/x.mkv", **data) -> dict:
+    user_data = {"Played": True, "PlayCount": 1, **({"LastPlayedDate": when} if when else {}), **data}
+    return {"Id": item_id, "Type": "Episode", "Path": path, "SeriesId": "s", "ParentIndexNumber": 1,
+            "IndexNumber": int(item_id[1:]) if item_id[1:].isdigit() else None,
+            "ProviderIds": {"Tvdb": "1"}, "UserData": user_data}
+
+
+def test_played_items_keep_picks_items_flagged_and_the_watermark_is_the_newest_play():
+    played = played_items([_played("e1", "2026-01-01T00:00:00Z"), _played("e2", "2026-03-01T00:00:00Z"),
+                           _played("p", "2026-05-01T00:00:00Z", path="/picks/a/x.strm"), {"Id": True}],
+                          exclude_root="/picks")
+    assert set(played) == {"e1", "e2", "p"} and played["p"].excluded and not played["e1"].excluded
+    assert watermark(played) == datetime(2026, 5, 1, tzinfo=UTC)  # picks items count: the server lists them
+    assert watermark({}) is None
+    assert played_before(_played("e1", "2026-01-01T00:00:00Z"), watermark(played))
+    assert not played_before(_played("e9", "2026-05-01T00:00:00.0000000Z"), watermark(played))  # a tie is in W
+    assert not played_before(_played("e9", None), watermark(played))
+
+
+def test_merge_window_applies_only_when_the_count_proves_nothing_left():
+    stored = played_items([_played("e1", "2026-01-01T00:00:00Z"), _played("e2", "2026-02-01T00:00:00Z")])
+    window = played_items([_played("e2", "2026-04-01T00:00:00Z", PlayCount=2), _played("e3", "2026-04-02T00:00:00Z")])
+    merged = merge_window(stored, window, total=3)
+    assert merged is not None and set(merged) == {"e1", "e2", "e3"} and merged["e2"].play_count == 2
+    assert merge_window(stored, window, total=2) is None  # e1 (or another) was un-marked: re-read in full
+    assert merge_window(stored, window, total=4) is None  # a back-dated mark the window cannot see
+    assert merge_window(stored, window, total=None) is None
+
+
+def test_watch_states_from_a_played_set_equal_episode_states_over_the_raw_lists():
+    played_raw = [_played("e1", "2026-01-01T00:00:00Z", IsFavorite=True), _played("e2", "2026-02-01T00:00:00Z"),
+                  _played("p", "2026-02-01T00:00:00Z", path="/picks/x.strm")]
+    resume = [{"Id": "e4", "UserData": {"Played": False, "PlaybackPositionTicks": 10}}]
+    favorites = [_played("e1", "2026-01-01T00:00:00Z", IsFavorite=True)]
+    direct = episode_states([*played_raw, *resume, *favorites], "/picks")
+    played = played_items(played_raw, "/picks")
+    assert watch_states(played, [*resume, *favorites], "/picks") == direct
+    # through storage (favourite flags are never stored; they come from the favourites list)
+    stored = {s.item_id: s for s in (stored_played(played_row(s)) for s in played.values())}
+    assert watch_states(stored, [*resume, *favorites], "/picks") == direct
+    assert watch_states(stored, resume, "/picks")["e1"].is_favorite is False  # un-favourited since

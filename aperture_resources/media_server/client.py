@@ -209,6 +209,12 @@ class MediaServerClient:
                 f"{self.kind} server returned {len(items)} items for GET {self.prefix}{path} but reported "
                 f"{total}; nothing was changed."
             )
+        ids = [str(item["Id"]) for item in items if item.get("Id") is not None]
+        if len(set(ids)) != len(ids):  # an unstable sort order repeated an item, so another was never sent
+            raise IncompleteReadError(
+                f"{self.kind} server sent duplicate item ids across the pages of GET {self.prefix}{path} (its "
+                "order changed during the read, so other items were skipped); nothing was changed."
+            )
         return items
 
     # -- reads ------------------------------------------------------------------------------------
@@ -235,12 +241,26 @@ class MediaServerClient:
         extra = {"excludeLocationTypes": ["Virtual"]} if self.kind == "Jellyfin" else {}
         return [e for e in self.items("Episode", parent_id, fields, **extra) if e.get("LocationType") != "Virtual"]
 
-    def user_items(self, user_id: str, item_type: str, fields: Iterable[str], **extra: Any) -> list[dict]:
-        """All items of one type with the user's UserData (filters such as isPlayed go in extra)."""
+    def _user_items_query(self, user_id: str, item_type: str | Sequence[str], fields: Iterable[str],
+                          **extra: Any) -> tuple[str, dict[str, Any]]:
         path, base = self.user_items_path(user_id)
-        params = {**base, **self.query(includeItemTypes=[item_type], recursive=True, fields=list(fields),
-                                       enableUserData=True, **extra)}
-        return self.fetch_all(path, params)
+        types = [item_type] if isinstance(item_type, str) else list(item_type)
+        return path, {**base, **self.query(includeItemTypes=types, recursive=True, fields=list(fields),
+                                           enableUserData=True, **extra)}
+
+    def user_items(self, user_id: str, item_type: str | Sequence[str], fields: Iterable[str],
+                   **extra: Any) -> list[dict]:
+        """All items of one type (or several) with the user's UserData (filters such as isPlayed go in extra)."""
+        return self.fetch_all(*self._user_items_query(user_id, item_type, fields, **extra))
+
+    def user_items_page(self, user_id: str, item_type: str | Sequence[str], fields: Iterable[str], start: int,
+                        limit: int, **extra: Any) -> tuple[list[dict], int | None]:
+        """One page of `user_items` and the server's TotalRecordCount for the whole query (None if it sent
+        none), for reads that stop early, such as newest plays first down to a known date."""
+        path, params = self._user_items_query(user_id, item_type, fields, **extra)
+        if self.kind != "Emby":  # Emby's spec has no such parameter; it always counts
+            params = {**params, **self.query(enableTotalRecordCount=True)}
+        return self._page(path, params, start, limit)
 
     def resume_items(self, user_id: str, fields: Iterable[str]) -> list[dict]:
         """The user's in-progress (resume) episodes, paged."""

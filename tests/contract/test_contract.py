@@ -158,9 +158,13 @@ def drive(client: MediaServerClient, server: SampleServer, picks: Path) -> dict:
         seen["resume"] += client.resume_items(uid, WATCH_FIELDS)
         seen["favorites"] += client.user_items(uid, "Episode", WATCH_FIELDS, isFavorite=True)
         seen["favorites"] += client.user_items(uid, "Series", WATCH_FIELDS, isFavorite=True)
-    # incremental watch sync as media-servers.md recommends it: newest plays first
+        seen["favorites"] += client.user_items(uid, ["Episode", "Series"], WATCH_FIELDS, isFavorite=True)
+    # incremental watch sync as media-servers.md recommends it: newest plays first, one page at a time
     client.user_items(active[0]["Id"], "Episode", WATCH_FIELDS, isPlayed=True, sortBy=["DatePlayed"],
                       sortOrder=["Descending"])
+    window, total = client.user_items_page(active[0]["Id"], "Episode", WATCH_FIELDS, 0, 2, isPlayed=True,
+                                           sortBy=["DatePlayed"], sortOrder=["Descending"])
+    assert len(window) <= 2 and total is not None and total >= len(window)
     seen["by_id"] = client.items_by_id([s["Id"] for s in series[:5]] + [e["Id"] for e in episodes[:3]],
                                        ["ProviderIds"])
 
