@@ -43,6 +43,7 @@ from dagster import (
 )
 
 from aperture_assets.catalog_rows import as_text, provider_ids
+from aperture_assets.errors import fail_fast_on_config_errors
 from aperture_assets.users import users_partitions
 from aperture_assets.watch_rows import (
     STATES,
@@ -249,6 +250,7 @@ def sync_user(client: MediaServerClient, database: DatabaseResource, user_id: st
 
 
 @asset(
+    pool="media_server",
     deps=["series_catalog"],
     partitions_def=users_partitions,
     backfill_policy=BackfillPolicy.single_run(),
@@ -256,6 +258,7 @@ def sync_user(client: MediaServerClient, database: DatabaseResource, user_id: st
     kinds={"postgres"},
     description="Per-user episode watch state and derived series progress (the spec's sync-series-watch-history).",
 )
+@fail_fast_on_config_errors
 def series_watch_history(
     context: AssetExecutionContext, media_server: MediaServerResource, database: DatabaseResource
 ) -> MaterializeResult:
