@@ -39,13 +39,13 @@ CLIENT_OPERATIONS = {
     "jellyfin": {
         "GET /System/Info", "GET /Users", "GET /Library/VirtualFolders", "GET /Items", "GET /UserItems/Resume",
         "GET /Users/{userId}", "POST /Users/{userId}/Policy", "POST /Library/VirtualFolders",
-        "POST /Items/{itemId}/Refresh", "POST /UserPlayedItems/{itemId}",
+        "POST /Items/{itemId}/Refresh", "POST /UserPlayedItems/{itemId}", "DELETE /Library/VirtualFolders",
     },
     "emby": {
         "GET /System/Info", "GET /Users/Query", "GET /Library/VirtualFolders/Query", "GET /Items",
         "GET /Users/{UserId}/Items", "GET /Users/{UserId}/Items/Resume", "GET /Users/{Id}",
         "POST /Users/{Id}/Policy", "POST /Library/VirtualFolders", "POST /Items/{Id}/Refresh",
-        "POST /Users/{UserId}/PlayedItems/{Id}",
+        "POST /Users/{UserId}/PlayedItems/{Id}", "POST /Library/VirtualFolders/Delete",
     },
 }
 
@@ -183,6 +183,8 @@ def drive(client: MediaServerClient, server: SampleServer, picks: Path) -> dict:
     client.mark_played(target["Id"], seen["picks"][0]["Id"], datetime(2026, 4, 1, 20, 30, tzinfo=UTC))
     client.mark_played(target["Id"], episodes[0]["Id"])
     seen["target"], seen["policy_after"] = target, client.user(target["Id"])["Policy"]
+    client.delete_library(created)  # a disabled or removed user's library goes away
+    seen["after_delete"] = [f["Name"] for f in client.libraries()]
     return seen
 
 
@@ -231,6 +233,7 @@ def test_client_traffic_matches_spec(spec: Contract, library: str, picks_dir: Pa
     pages = [r for r in recorded if r.path.endswith("/Items") and dict(r.query).get(_p(spec, "startIndex"), "0") != "0"]
     assert pages, "no request ever asked for a second page"
     assert seen["played"] and seen["resume"] and seen["favorites"] and seen["by_id"] and seen["picks"]
+    assert f"Picks {seen['target']['Name']}" not in seen["after_delete"]
     assert any("IndexNumberEnd" in e for e in seen["episodes"])  # a multi-episode file
     assert any("IndexNumber" not in e for e in seen["episodes"])  # an episode without a number
     assert seen["policy_after"]["EnableAllFolders"] is False
