@@ -49,7 +49,11 @@ def as_float(value: object) -> float | None:
 
 
 def as_text(value: object) -> str | None:
-    return value if isinstance(value, str) and value.strip() else None
+    """A non-blank string, without NUL bytes (PostgreSQL text cannot hold them: one would sink the whole sync)."""
+    if not isinstance(value, str):
+        return None
+    value = value.replace("\x00", "")
+    return value if value.strip() else None
 
 
 def text_list(values: object, key: str | None = None) -> list[str]:
@@ -58,8 +62,8 @@ def text_list(values: object, key: str | None = None) -> list[str]:
         return []
     out = []
     for value in values:
-        item = value.get(key) if key and isinstance(value, dict) else value
-        if isinstance(item, str) and item.strip():
+        item = as_text(value.get(key) if key and isinstance(value, dict) else value)
+        if item:
             out.append(item.strip())
     return out
 
@@ -67,7 +71,7 @@ def text_list(values: object, key: str | None = None) -> list[str]:
 def provider_ids(item: dict) -> tuple[str | None, str | None, str | None]:
     """(tvdb, tmdb, imdb) from ProviderIds, matching keys case-insensitively."""
     raw = item.get("ProviderIds")
-    ids = {k.lower(): v for k, v in raw.items() if isinstance(v, str) and v.strip()} if isinstance(raw, dict) else {}
+    ids = {str(k).lower(): as_text(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
     return ids.get("tvdb"), ids.get("tmdb"), ids.get("imdb")
 
 

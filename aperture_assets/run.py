@@ -1,9 +1,12 @@
 """One-shot pipeline runs for the CLI: the spec's jobs in its "Job Order", each a Dagster run recorded
 in the instance (so it shows in the UI), per-user stages as one run over every user partition."""
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import psycopg
 from dagster import DagsterInstance, Definitions, build_resources
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
@@ -22,6 +25,32 @@ STAGE_NAMES = tuple(name for name, _ in STAGES)
 SPEC_STAGES = tuple(name for name in STAGE_NAMES if name != "evaluate_recommendations")
 
 
+RUN_LOCK = 0x61706572  # pg advisory lock key held by a whole `aperture run` ("aper")
+
+
+class RunInProgressError(RuntimeError):
+    """Another `aperture run` holds the run lock on this database."""
+
+
+@contextmanager
+def run_lock(database_url: str) -> Iterator[None]:
+    """Hold a session advisory lock for the whole run, so two one-shot runs on one database never interleave
+    (a second one exits at once with who holds it; the lock goes away with the holder's connection)."""
+    with psycopg.connect(database_url, autocommit=True, application_name=f"aperture run (pid {os.getpid()})") as conn:
+        if not conn.execute("SELECT pg_try_advisory_lock(%s)", (RUN_LOCK,)).fetchone()[0]:
+            holder = conn.execute(
+                "SELECT a.backend_start, a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.locktype = 'advisory' AND l.granted AND l.objid = %s LIMIT 1", (RUN_LOCK,)).fetchone()
+            since = f"started {holder[0]:%Y-%m-%d %H:%M:%S %Z} by {holder[1] or 'another process'}" if holder \
+                else "started moments ago"
+            raise RunInProgressError(f"another aperture run is in progress ({since}); try again when it has "
+                                     "finished.")
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (RUN_LOCK,))
+
+
 @dataclass
 class StageResult:
     name: str
@@ -34,10 +63,17 @@ class StageResult:
 
 def run_stages(defs: Definitions, instance: DagsterInstance, selected: Sequence[str] | None = None,
                echo: Callable[[str], None] = print) -> list[StageResult]:
-    """Run the selected stages in order; stops at the first failure (later stages would use stale input)."""
+    """Run the selected stages in order; stops at the first failure (later stages would use stale input).
+    Raises RunInProgressError if another run holds the run lock on the same database."""
     wanted = ("media_server", "database", "pipeline")
-    with build_resources({k: v for k, v in (defs.resources or {}).items() if k in wanted}) as res:  # resolves EnvVars
+    chosen = {k: v for k, v in (defs.resources or {}).items() if k in wanted}
+    with build_resources(chosen) as res, run_lock(res.database.app_url()):  # build_resources resolves EnvVars
         keys = apply_user_partitions(instance, res.media_server, res.database, res.pipeline)
+        return _run_stages(defs, instance, keys, selected, echo)
+
+
+def _run_stages(defs: Definitions, instance: DagsterInstance, keys: list[str], selected: Sequence[str] | None,
+                echo: Callable[[str], None]) -> list[StageResult]:
     ordered = [k for k in instance.get_dynamic_partitions(users_partitions.name) if k in set(keys)]
     echo(f"users: {len(ordered)} enabled")
     results: list[StageResult] = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import random
 import re
 import threading
 import time
@@ -73,6 +74,9 @@ class FakeAIServer:
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
+        self.random_faults: tuple[float, float, float] = (0.0, 0.0, 0.0)  # error rate, hang rate, hang seconds
+        self.random_injected = {"error": 0, "hang": 0}
+        self._random = random.Random(0)
 
     # -- control ----------------------------------------------------------------------------------
     def start(self) -> FakeAIServer:
@@ -109,6 +113,13 @@ class FakeAIServer:
         """The next `count` requests get this error instead of an answer."""
         self.faults.extend(Fault(status, retry_after, code) for _ in range(count))
 
+    def set_random_faults(self, error_rate: float = 0.0, timeout_rate: float = 0.0, hang_seconds: float = 2.0,
+                          seed: int = 0, status: int = 503) -> None:
+        """Seeded random faults on every request: `error_rate` of them answer `status`, `timeout_rate` of them
+        hang `hang_seconds` first (past a short client timeout) and then answer normally."""
+        self.random_faults = (error_rate, timeout_rate, hang_seconds)
+        self._random, self._random_status = random.Random(seed), status
+
     def reset_counters(self) -> None:
         with self._lock:
             self.requests.clear()
@@ -119,6 +130,14 @@ class FakeAIServer:
         with self._lock:
             self.requests.append({"method": method, "path": path, "body": body})
             fault = self.faults.popleft() if self.faults else None
+            error_rate, hang_rate, hang_seconds = self.random_faults
+            if fault is None and error_rate and self._random.random() < error_rate:
+                fault = Fault(self._random_status)
+                self.random_injected["error"] += 1
+            hang = bool(hang_rate) and self._random.random() < hang_rate
+            self.random_injected["hang"] += hang
+        if hang:
+            time.sleep(hang_seconds)
         if self.latency_ms:
             time.sleep(self.latency_ms / 1000)
         ollama = path.startswith("/api/")

@@ -312,6 +312,27 @@ class LibraryState:
             self.bump()
             self.items[series_id].extra["Overview"] = overview
 
+    def regenerate_ids(self) -> dict[str, str]:
+        """A library re-import: every series, season and episode gets a new item id; provider ids, numbers
+        and paths stay, and user data follows the items (the real servers key it by provider ids).
+        Returns {old id: new id}."""
+        with self.lock:
+            self.bump()
+            mapping = {old: self.new_id(f"regenerated/{self.generation}/{old}") for old in self.items}
+            items = {}
+            for old, item in self.items.items():
+                new = mapping[old]
+                base = {**item.base, "Id": new}
+                for key in ("SeriesId", "SeasonId"):
+                    if key in base:
+                        base[key] = mapping.get(base[key], base[key])
+                items[new] = Item(new, item.type, item.library_id, mapping.get(item.series_id, item.series_id),
+                                  mapping.get(item.season_id, item.season_id), item.sort_key, base, dict(item.extra),
+                                  item.premiere)
+            self.items = items
+            self.user_data = {(uid, mapping.get(iid, iid)): data for (uid, iid), data in self.user_data.items()}
+            return mapping
+
     def add_episode(self, season_id: str, number: int) -> str:
         with self.lock:
             self.bump()

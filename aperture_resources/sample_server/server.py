@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import re
 import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
@@ -40,6 +41,48 @@ class HTTPError(Exception):
     def __init__(self, status: int, message: str = "") -> None:
         super().__init__(message)
         self.status, self.message = status, message
+
+
+@dataclass
+class FaultPlan:
+    """Seeded random and scripted faults for robustness tests (`SampleServer(faults=...)` or `server.faults = ...`).
+
+    Rates apply to every media API request; the `*_paths` lists are path prefixes (without /emby).
+    A hung request sleeps `hang_seconds` and is then still handled, like a real server that finishes work
+    its client already gave up on. Short pages drop their last item but keep TotalRecordCount; duplicate
+    pages repeat the previous page's last item in place of their own first (an unstable sort order).
+    """
+
+    error_rate: float = 0.0
+    error_status: int = 503
+    timeout_rate: float = 0.0
+    hang_seconds: float = 2.0
+    malformed_json_paths: tuple[str, ...] = ()
+    short_page_paths: tuple[str, ...] = ()
+    duplicate_page_paths: tuple[str, ...] = ()
+    rate_paths: tuple[str, ...] = ()  # if set, the random rates apply only to these path prefixes
+    seed: int = 0
+    injected: dict = field(default_factory=dict)  # fault kind -> times applied
+
+    def __post_init__(self) -> None:
+        self._random = random.Random(self.seed)
+        self._lock = threading.Lock()
+
+    def roll(self, kind: str, rate: float, path: str = "") -> bool:
+        if self.rate_paths and not any(path.lower().startswith(p.lower()) for p in self.rate_paths):
+            return False
+        with self._lock:
+            hit = rate > 0 and self._random.random() < rate
+            if hit:
+                self.injected[kind] = self.injected.get(kind, 0) + 1
+            return hit
+
+    def matches(self, kind: str, path: str, prefixes: tuple[str, ...]) -> bool:
+        hit = any(path.lower().startswith(p.lower()) for p in prefixes)
+        if hit:
+            with self._lock:
+                self.injected[kind] = self.injected.get(kind, 0) + 1
+        return hit
 
 
 @dataclass
@@ -86,7 +129,7 @@ class SampleServer:
     """Serve `data` (see DATA_SCHEMA.md) on 127.0.0.1; `start()` returns self, `url` is the base URL."""
 
     def __init__(self, data: dict, mode: str = "jellyfin", api_key: str = "sample-key", *, record: bool = False,
-                 latency_ms: float = 0.0, version: str | None = None) -> None:
+                 latency_ms: float = 0.0, version: str | None = None, faults: FaultPlan | None = None) -> None:
         self.mode = mode
         self.api_key = api_key
         self.state: LibraryState = build_state(data, mode)
@@ -97,6 +140,7 @@ class SampleServer:
         self.requests: list[Recorded] = []
         self.request_count = 0
         self._faults: list[list] = []  # [path prefix, status, remaining]
+        self.faults = faults
         self._lock = threading.Lock()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -153,6 +197,15 @@ class SampleServer:
                     return fault[1]
         return None
 
+    def _faulty_page(self, matched: list, page: list, start: int) -> list:
+        """Apply the fault plan's short-page and duplicate-id faults to one /Items page."""
+        plan, path = self.faults, "/Items"
+        if plan and page and plan.matches("short_page", path, plan.short_page_paths):
+            page = page[:-1]
+        if plan and start > 0 and page and plan.matches("duplicate_page", path, plan.duplicate_page_paths):
+            page = [matched[start - 1], *page[1:]]
+        return page
+
     # -- HTTP ------------------------------------------------------------------------------------
     async def _endpoint(self, request: Request) -> Response:
         if self.latency:
@@ -171,7 +224,15 @@ class SampleServer:
             body = json.loads(raw_body) if raw_body else None
         except ValueError:
             body = raw_body.decode(errors="replace")
-        status, payload = self._handle(request.method, path, Query(pairs), request.headers, body)
+        plan = self.faults
+        if plan and plan.roll("hang", plan.timeout_rate, path):
+            await asyncio.sleep(plan.hang_seconds)
+        if plan and plan.roll("error", plan.error_rate, path):
+            status, payload = plan.error_status, "injected random failure"
+        else:
+            status, payload = self._handle(request.method, path, Query(pairs), request.headers, body)
+        if plan and status == 200 and plan.matches("malformed_json", path, plan.malformed_json_paths):
+            return Response(json.dumps(payload)[:40], status_code=200, media_type="application/json")
         with self._lock:
             self.request_count += 1
             if self.record:
@@ -368,6 +429,7 @@ class ServerApi:
         filters = ItemFilter.from_query(query)
         matched = self.state.query(filters, user.id if user else None)
         page = matched[start:start + limit] if limit else matched[start:]
+        page = self.server._faulty_page(matched, page, start)
         fields = {f.lower() for f in query.list("fields")}
         with_user_data = user is not None and query.bool("enableUserData") is not False
         result = {"Items": [self._dto(item, fields, user.id if with_user_data and user else None) for item in page],

@@ -1,0 +1,1 @@
+"""Robustness suite: faults, hostile input, security and concurrency (run alone: pytest tests/robustness)."""
