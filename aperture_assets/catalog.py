@@ -15,7 +15,7 @@ from aperture_assets.catalog_rows import (
     series_row,
     unique_rows,
 )
-from aperture_assets.errors import fail_fast_on_config_errors
+from aperture_assets.stage import stage_body
 from aperture_resources.catalog_store import active_count, newest_series, sync_table
 from aperture_resources.database import DatabaseResource
 from aperture_resources.media_server import MediaServerResource
@@ -33,7 +33,7 @@ class EmptyReadError(RuntimeError):
     kinds={"postgres"},
     description="Series, seasons and episodes of the enabled TV libraries (the spec's sync-series).",
 )
-@fail_fast_on_config_errors
+@stage_body
 def series_catalog(
     context: AssetExecutionContext, media_server: MediaServerResource, database: DatabaseResource
 ) -> MaterializeResult:

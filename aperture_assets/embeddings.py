@@ -13,7 +13,7 @@ from dagster import (
 )
 
 from aperture_assets.embedding_text import series_text, text_hash
-from aperture_assets.errors import fail_fast_on_config_errors
+from aperture_assets.stage import stage_body
 from aperture_resources.ai import AIProviderResource, embed_batches
 from aperture_resources.database import DatabaseResource
 from aperture_resources.embedding_store import (
@@ -34,7 +34,7 @@ from aperture_resources.embedding_store import (
     description="One vector per active series for the configured model; only new or changed text is embedded "
     "(the spec's generate-series-embeddings).",
 )
-@fail_fast_on_config_errors
+@stage_body
 def series_embeddings(
     context: AssetExecutionContext, ai: AIProviderResource, database: DatabaseResource
 ) -> MaterializeResult:

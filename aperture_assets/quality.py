@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 import numpy as np
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from aperture_assets.errors import fail_fast_on_config_errors
 from aperture_assets.recommend import (
     Catalog,
     History,
@@ -24,6 +23,7 @@ from aperture_assets.recommend import (
     ranking_metrics,
 )
 from aperture_assets.recommendations import load_world, recommend_user
+from aperture_assets.stage import stage_body
 from aperture_resources.ai import AIProviderResource
 from aperture_resources.database import DatabaseResource
 from aperture_resources.pipeline_config import PipelineConfig
@@ -90,7 +90,7 @@ def ratio(ours: float, theirs: float) -> float | str:
     description="Offline hold-out evaluation of the recommender against most-popular and the prior tool's "
     "content-only score, on this server's own history.",
 )
-@fail_fast_on_config_errors
+@stage_body
 def recommendation_quality(
     context: AssetExecutionContext, ai: AIProviderResource, database: DatabaseResource, pipeline: PipelineConfig
 ) -> MaterializeResult:

@@ -21,10 +21,10 @@ from dagster import (
     asset_check,
 )
 
-from aperture_assets.errors import fail_fast_on_config_errors
 from aperture_assets.explanations import explain
 from aperture_assets.recommend import Catalog, History, Params, Result, recommend, taste
 from aperture_assets.scoring import Watched
+from aperture_assets.stage import stage_body
 from aperture_assets.users import users_partitions
 from aperture_resources.ai import AIProviderResource
 from aperture_resources.database import DatabaseResource
@@ -93,7 +93,7 @@ def recommend_user(conn, model: str, catalog: Catalog, histories: dict[str, list
     description="Per-user ranked picks with score components, evidence and optional explanations "
     "(the spec's generate-series-recommendations).",
 )
-@fail_fast_on_config_errors
+@stage_body
 def series_recommendations(
     context: AssetExecutionContext, ai: AIProviderResource, database: DatabaseResource, pipeline: PipelineConfig
 ) -> MaterializeResult:

@@ -43,7 +43,7 @@ from dagster import (
 )
 
 from aperture_assets.catalog_rows import as_text, provider_ids
-from aperture_assets.errors import fail_fast_on_config_errors
+from aperture_assets.stage import stage_body
 from aperture_assets.users import users_partitions
 from aperture_assets.watch_rows import (
     STATES,
@@ -258,7 +258,7 @@ def sync_user(client: MediaServerClient, database: DatabaseResource, user_id: st
     kinds={"postgres"},
     description="Per-user episode watch state and derived series progress (the spec's sync-series-watch-history).",
 )
-@fail_fast_on_config_errors
+@stage_body
 def series_watch_history(
     context: AssetExecutionContext, media_server: MediaServerResource, database: DatabaseResource
 ) -> MaterializeResult:

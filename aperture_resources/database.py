@@ -160,3 +160,15 @@ class DatabaseResource(ConfigurableResource):
         with conn:
             register_vector(conn)
             yield conn
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Hold a session advisory lock named `name` for the block, waiting for any other holder: one
+        materialization of a stage at a time across processes (a CLI run and a scheduled run alike)."""
+        with self.connect() as conn:
+            conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"aperture:{name}",))
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (f"aperture:{name}",))

@@ -198,3 +198,21 @@ def test_aperture_run_end_to_end_against_the_sample_server(tmp_path, sample_data
     finally:
         subprocess.run([aperture, "db", "stop"], env=env, cwd=tmp_path, capture_output=True, timeout=60)
         server.stop()
+
+
+def test_a_stage_waits_while_another_run_materializes_it(resources, sql):
+    import threading
+
+    finished = threading.Event()
+
+    def sync():
+        materialize([series_catalog], resources=resources)
+        finished.set()
+
+    with resources["database"].exclusive("series_catalog"):  # another run is in the catalog stage
+        worker = threading.Thread(target=sync)
+        worker.start()
+        assert not finished.wait(3.0)  # ours waits for it instead of racing on the same rows
+        assert sql("SELECT count(*) FROM series")[0][0] == 0
+    worker.join(60)
+    assert finished.is_set() and sql("SELECT count(*) FROM series")[0][0] > 0
