@@ -185,7 +185,7 @@ def map_to_catalog(conn, client: MediaServerClient, states: dict[str, EpisodeSta
     if missing:
         show_ids |= {str(item["Id"]): provider_ids(item) for item in client.items_by_id(missing, ["ProviderIds"])
                      if item.get("Id")}
-    keys = [(i, *show_ids.get(s.series_id or "", (None, None, None)), s.season_number, s.episode_number)
+    keys = [(i, *show_ids.get(s.series_id or "", (None, None, None)), s.season_number, s.episode_number, s.path)
             for i, s in enumerate(unmatched) if s.episode_number is not None]
     matched = match_by_provider(conn, keys)
     target = {s.item_id: s.item_id for s in states.values() if s.item_id in known}
@@ -204,7 +204,8 @@ def map_to_catalog(conn, client: MediaServerClient, states: dict[str, EpisodeSta
 
     fav_ids = [str(item["Id"]) for item in favorite_series if item.get("Id")]
     known_fav = known_series_ids(conn, fav_ids)
-    fav_keys = [(i, *provider_ids(item), None, None) for i, item in enumerate(favorite_series)
+    fav_keys = [(i, *provider_ids(item), None, None, as_text(item.get("Path")))
+                for i, item in enumerate(favorite_series)
                 if as_text(str(item.get("Id") or "")) and str(item["Id"]) not in known_fav]
     favorites = sorted(known_fav | set(match_by_provider(conn, fav_keys).values()))
     return list(rows.values()), favorites, len(states) - len(target)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from aperture_assets.catalog_rows import as_float, as_int, as_text, parse_datetime, provider_ids
@@ -48,6 +48,8 @@ class EpisodeState:
     episode_number: int | None
     provider_ids: tuple[str | None, str | None, str | None]
     excluded: bool = False  # in aperture's own picks folders: counted by the server, never a watch row
+    # the file: picks the right library copy when ids must be re-matched; a hint, not part of the state
+    path: str | None = field(default=None, compare=False)
 
     @property
     def has_state(self) -> bool:
@@ -78,6 +80,7 @@ def parse_episode(item: dict, exclude_root: str = "") -> EpisodeState | None:
         episode_number=as_int(item.get("IndexNumber")),
         provider_ids=provider_ids(item),
         excluded=is_under(item.get("Path"), exclude_root),
+        path=as_text(item.get("Path")),
     )
 
 

@@ -49,22 +49,23 @@ def series_provider_ids(conn: psycopg.Connection, ids: Sequence[str]) -> dict[st
 
 
 def match_by_provider(conn: psycopg.Connection, keys: Sequence[tuple]) -> dict[int, str]:
-    """Map (index, tvdb, tmdb, imdb, season, episode) keys onto active catalog episodes of any copy of the
-    show (duplicate copies share provider ids, not item ids). Season/episode None = match the series."""
+    """Map (index, tvdb, tmdb, imdb, season, episode, path) keys onto active catalog episodes of any copy of
+    the show (duplicate copies share provider ids, not item ids), preferring the copy holding the same file.
+    Season/episode None = match the series."""
     if not keys:
         return {}
     cols = [list(c) for c in zip(*keys, strict=True)]
     rows = conn.execute(
         """
         SELECT DISTINCT ON (k.idx) k.idx, coalesce(e.id, s.id)
-        FROM unnest(%s::int[], %s::text[], %s::text[], %s::text[], %s::int[], %s::int[])
-             AS k(idx, tvdb, tmdb, imdb, season, episode)
+        FROM unnest(%s::int[], %s::text[], %s::text[], %s::text[], %s::int[], %s::int[], %s::text[])
+             AS k(idx, tvdb, tmdb, imdb, season, episode, path)
         JOIN series s ON s.removed_at IS NULL
              AND (s.tvdb_id = k.tvdb OR s.tmdb_id = k.tmdb OR s.imdb_id = k.imdb)
         LEFT JOIN episodes e ON k.episode IS NOT NULL AND e.series_id = s.id AND e.removed_at IS NULL
              AND e.season_number = k.season AND e.episode_number = k.episode
         WHERE k.episode IS NULL OR e.id IS NOT NULL
-        ORDER BY k.idx, s.id, e.id
+        ORDER BY k.idx, (k.path IS NOT NULL AND coalesce(e.path, s.path) = k.path) DESC, s.id, e.id
         """,
         cols,
     )
