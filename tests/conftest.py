@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,8 +14,6 @@ import psycopg
 import pytest
 
 from aperture_resources import database as db
-
-_counter = itertools.count()
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +55,7 @@ def module_database(pg_server_url: str, template_db: str) -> Iterator[db.Databas
 
 
 def new_database(pg_server_url: str, template_db: str) -> Iterator[db.DatabaseResource]:
-    name = f"aperture_t{os.getpid()}_{next(_counter)}"
+    name = f"aperture_t{os.getpid()}_{uuid.uuid4().hex[:12]}"  # unique even if this module is imported twice
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
     url = db.with_database(pg_server_url, name)
