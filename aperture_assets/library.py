@@ -10,6 +10,12 @@ Two markers beside the user's library folder carry work over to the next run: `.
 a change until its rescan went through (a run that dies between the write and the scan still gets the scan
 next time), `.placeholders-pending` remembers a rescan until every placeholder was found and marked (real
 servers scan asynchronously). With neither, a no-change run sends no request for that user at all.
+
+No-change runs skip planning: the writer keeps a manifest beside each folder (the digest of the plan's inputs
+and an lstat record of the tree it wrote; see writer.py). When the digest of this run's picks and options
+matches and the tree on disk is still exactly as recorded, the folder is left alone without planning or
+reading it (`fast_path: true` in the metadata); otherwise it is planned and diffed as usual, which also
+repairs anything edited, deleted or added by hand.
 """
 
 import time
@@ -37,6 +43,8 @@ from aperture_resources.library.cleanup import PLACEHOLDER_MARKER, REFRESH_MARKE
 from aperture_resources.library.naming import series_folder_names
 from aperture_resources.library.resource import LibraryResource, short_id
 from aperture_resources.library.server_sync import enforce_privacy, ensure_libraries, mark_placeholders
+from aperture_resources.library.tree import plan_digest
+from aperture_resources.library.writer import ensure_user_dir, unchanged_tree
 from aperture_resources.library_store import picks_by_user
 from aperture_resources.media_server import MediaServerClient, MediaServerResource
 from aperture_resources.pipeline_config import PipelineConfig
@@ -58,23 +66,29 @@ class UserLibrary:
     stats: WriteStats
     skipped: dict[str, int]
     seconds: float
+    fast_path: bool = False
 
     def marker(self, name: str) -> Path:
         return self.local_path.parent / name
 
 
-def write_folder(library: LibraryResource, options: LibraryOptions, user_id: str, name: str,
+def write_folder(library: LibraryResource, options: LibraryOptions, user_id: str, name: str, folder: str,
                  picks: list[PickedSeries]) -> UserLibrary:
     started = time.perf_counter()
-    folder = library.user_folder(user_id, name)
     local = library.local_path(folder)
-    plan = plan_user_tree(picks, options)
-    stats = write_user_tree(local, plan.entries, library.local_root())
+    digest = plan_digest(picks, options)
+    same = unchanged_tree(local, library.local_root(), digest)
+    if same is not None:
+        stats, skipped = WriteStats(written=0, unchanged=same.entries, removed=0, changed_folders=()), same.info
+    else:
+        plan = plan_user_tree(picks, options)
+        stats = write_user_tree(local, plan.entries, library.local_root(), inputs=digest, info=plan.skipped)
+        skipped = plan.skipped
     if stats.written or stats.removed:
         (local.parent / REFRESH_MARKER).touch()
         (local.parent / PLACEHOLDER_MARKER).touch()
     return UserLibrary(user_id, library.library_name(name), folder, local, library.server_path(folder), picks, stats,
-                       plan.skipped, time.perf_counter() - started)
+                       dict(skipped), time.perf_counter() - started, fast_path=same is not None)
 
 
 def finish_on_server(client: MediaServerClient, user: UserLibrary, library_id: str, created: bool) -> dict:
@@ -126,18 +140,30 @@ def series_library(
         with database.connect() as conn:
             picks = picks_by_user(conn, active)
         library.users_dir().mkdir(parents=True, exist_ok=True)
-        with ThreadPoolExecutor(DISK_WORKERS) as pool:
-            written = dict(zip(active, pool.map(lambda uid: write_folder(library, options, uid, names[uid],
-                                                                          picks[uid]), active), strict=True))
-        folders, found, created = ensure_libraries(client, {u.user_id: (u.library_name, u.server_path)
-                                                            for u in written.values()})
-        privacy = enforce_privacy(client, users, folders, library.owner_of_library, short_id)
-        for warning in privacy.warnings:
-            context.log.warning(warning)
-        with ThreadPoolExecutor(client.concurrency) as pool:  # independent libraries, a few at a time
-            servers = pool.map(lambda u: finish_on_server(client, u, str(found[u.user_id]["ItemId"]),
-                                                          u.user_id in created), written.values())
-            for user, server in zip(written.values(), servers, strict=True):
+        # The disk and the server work side by side: while the folders are written (bound by the disk's
+        # latency per file), the libraries are found or created at them and every policy is made private;
+        # each user's rescan and placeholders then follow as soon as that user's folder is written. The
+        # folders exist (empty if new) before any library is created at them; no rescan runs before the
+        # policies are private, as before.
+        folders_of = {uid: library.user_folder(uid, names[uid]) for uid in active}
+        for uid in active:
+            ensure_user_dir(library.local_path(folders_of[uid]), library.local_root())
+        with ThreadPoolExecutor(DISK_WORKERS) as disk, ThreadPoolExecutor(client.concurrency) as net:
+            writes = {uid: disk.submit(write_folder, library, options, uid, names[uid], folders_of[uid], picks[uid])
+                      for uid in active}
+            folders, found, created = ensure_libraries(client, {
+                uid: (library.library_name(names[uid]), library.server_path(folders_of[uid])) for uid in active})
+            privacy = enforce_privacy(client, users, folders, library.owner_of_library, short_id)
+            for warning in privacy.warnings:
+                context.log.warning(warning)
+
+            def finish(uid: str) -> tuple[UserLibrary, dict]:
+                user = writes[uid].result()
+                return user, finish_on_server(client, user, str(found[uid]["ItemId"]), uid in created)
+
+            written = {}
+            for user, server in net.map(finish, active):  # independent libraries, a few at a time
+                written[user.user_id] = user
                 context.add_asset_metadata(user_metadata(user, found[user.user_id], user.user_id in created, server,
                                                          privacy.warnings), partition_key=user.user_id)
     # Run totals ("run_" keys: every partition's materialization also carries these).
@@ -160,6 +186,7 @@ def user_metadata(user: UserLibrary, folder: dict, created: bool, server: dict, 
         "files_unchanged": user.stats.unchanged,
         "files_removed": user.stats.removed,
         "changed_series_folders": len(user.stats.changed_folders),
+        "fast_path": user.fast_path,
         "episodes_skipped": MetadataValue.json(user.skipped),
         "library_id": str(folder["ItemId"]),
         "library_name": str(folder.get("Name")),

@@ -15,7 +15,6 @@ import pytest
 from aperture_resources.library.model import EpisodeSource, LibraryOptions, PickedSeries, Symlink
 from aperture_resources.library.tree import (
     PLACEHOLDER_EPISODE,
-    local_path,
     placeholder_episode_number,
     plan_user_tree,
     stream_url,
@@ -69,10 +68,8 @@ PICKS = (
     series(3, "office-uk", "The Office", 2005, (ep("ouk101", 1, 1),)),
     series(4, "office-us", "The Office", 2005, ()),
 )  # fmt: skip
-SYMLINK = LibraryOptions(
-    mode="symlink", server_type="jellyfin", server_url="http://jellyfin:8096/",
-    path_map=(("/media/tv", "/mnt/tv"), ("D:\\TV", "/mnt/windows-tv")),
-)  # fmt: skip
+# Link targets are the server's own paths, verbatim (the server follows them); a Windows path is no usable target.
+SYMLINK = LibraryOptions(mode="symlink", server_type="jellyfin", server_url="http://jellyfin:8096/")
 STRM = LibraryOptions(mode="strm", server_type="emby", server_url="https://emby.example:8920")
 
 
@@ -104,19 +101,17 @@ def test_tree_golden_on_disk(tmp_path: Path, options: LibraryOptions, golden: st
 
 
 def test_skip_counts() -> None:
-    assert plan_user_tree(PICKS, SYMLINK).skipped == {"unnumbered": 1, "no_path": 1, "duplicate": 1}
+    assert plan_user_tree(PICKS, SYMLINK).skipped == {"unnumbered": 1, "no_path": 2, "duplicate": 1}
     assert plan_user_tree(PICKS, STRM).skipped == {"unnumbered": 1, "no_path": 0, "duplicate": 1}
 
 
 def test_symlink_targets_and_extensions() -> None:
     entries = plan_user_tree(PICKS, SYMLINK).entries
     season1 = PurePosixPath("Breaking Bad (2008)/Season 1")
-    assert entries[season1 / "Breaking Bad - S01E01.mkv"] == Symlink("/mnt/tv/bb101.mkv")
-    assert entries[season1 / "Breaking Bad - S01E02.mp4"] == Symlink("/mnt/tv/Breaking Bad/S01E02.MP4")
-    assert entries[season1 / "Breaking Bad - S01E03-E04.mkv"] == Symlink("/mnt/tv/bb103.mkv")
-    assert entries[PurePosixPath("Dark Director's Cut/Season 1/Dark Director's Cut - S01E01.mkv")] == Symlink(
-        "/mnt/windows-tv/Dark/S01E01.mkv"
-    )
+    assert entries[season1 / "Breaking Bad - S01E01.mkv"] == Symlink("/media/tv/bb101.mkv")
+    assert entries[season1 / "Breaking Bad - S01E02.mp4"] == Symlink("/media/tv/Breaking Bad/S01E02.MP4")
+    assert entries[season1 / "Breaking Bad - S01E03-E04.mkv"] == Symlink("/media/tv/bb103.mkv")
+    assert PurePosixPath("Dark Director's Cut/Season 1/Dark Director's Cut - S01E01.mkv") not in entries
 
 
 def test_specials_live_beside_the_placeholder_without_clashing() -> None:
@@ -152,15 +147,6 @@ def test_stream_urls() -> None:
     emby = LibraryOptions(mode="strm", server_type="emby", server_url="http://emby:8096", api_key_in_urls="k")
     assert stream_url("42", emby) == "http://emby:8096/emby/Videos/42/stream?static=true&api_key=k"
     assert stream_url("../x?y", jf) == "http://jf:8096/Videos/..%2Fx%3Fy/stream?static=true"
-
-
-def test_local_path_mapping() -> None:
-    mapping = (("/media", "/mnt/a"), ("/media/tv", "/mnt/b/"), ("\\\\nas\\tv", "/mnt/nas"))
-    assert local_path("/media/tv/x.mkv", mapping) == "/mnt/b/x.mkv"  # longest prefix wins
-    assert local_path("/media/film.mkv", mapping) == "/mnt/a/film.mkv"
-    assert local_path("/media2/x.mkv", mapping) == "/media2/x.mkv"  # prefixes match whole components only
-    assert local_path("\\\\nas\\tv\\Show\\a.mkv", mapping) == "/mnt/nas/Show/a.mkv"
-    assert local_path("/other/x.mkv", ()) == "/other/x.mkv"
 
 
 def test_symlink_mode_skips_unusable_paths() -> None:

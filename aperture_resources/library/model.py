@@ -46,7 +46,6 @@ class LibraryOptions:
     server_type: Literal["jellyfin", "emby"]
     server_url: str  # base URL the media server plays from, for strm URLs
     api_key_in_urls: str | None = None  # only when the user explicitly opted in; else None
-    path_map: tuple[tuple[str, str], ...] = ()  # (server prefix, local prefix) for symlink targets
 
     def __post_init__(self) -> None:
         # Every tree holds at least the placeholder .strm, whose URL is built from server_url: Jellyfin

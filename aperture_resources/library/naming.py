@@ -8,6 +8,7 @@ characters in a name only affects how the folder looks on disk.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -33,6 +34,7 @@ def _truncate_utf8(text: str, max_bytes: int) -> str:
     return text.encode("utf-8")[:max_bytes].decode("utf-8", errors="ignore")
 
 
+@functools.lru_cache(maxsize=4096)  # pure; the plan asks for each series title once per episode
 def safe_component(text: str | None, max_bytes: int = MAX_COMPONENT_BYTES, fallback: str = "Untitled") -> str:
     """`text` made into one safe path component of at most max_bytes UTF-8 bytes (emoji and RTL kept)."""
     if not fallback or max_bytes < len(fallback.encode("utf-8")):

@@ -17,11 +17,20 @@ Decisions:
   file, and a .strm cannot be probed at all, so the NFO is where title, air date and runtime come from.
 - Symlink mode needs a real file path with a video-like extension; episodes without one are skipped and
   counted, as are unnumbered episodes and second copies of the same episode number.
+- Link targets are the server's own paths, verbatim: the media server is what follows the links, so a target
+  translated to where aperture sees the media would be wrong for it. (An earlier `path_map` option did such
+  a translation; nothing used it and it could only produce links the server cannot follow, so it is gone.)
+- `plan_digest` fingerprints everything the plan depends on (picks with their episode rows, options, and
+  the code that renders them), so the writer can skip planning when nothing changed (see writer.py).
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import posixpath
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -57,17 +66,6 @@ def placeholder_url(options: LibraryOptions) -> str:
     return options.server_url.rstrip("/") + "/"
 
 
-def local_path(server_path: str, path_map: Iterable[tuple[str, str]]) -> str:
-    """Translate a server-side path with the longest matching (server prefix, local prefix) pair."""
-    for server_prefix, local_prefix in sorted(path_map, key=lambda pair: len(pair[0]), reverse=True):
-        windows = "\\" in server_prefix or re.match(r"[A-Za-z]:", server_prefix) is not None
-        base = server_prefix.rstrip("/\\")
-        rest = server_path[len(base) :]
-        if server_path.startswith(base) and (rest == "" or rest[0] == "/" or (windows and rest[0] == "\\")):
-            return local_prefix.rstrip("/") + (rest.replace("\\", "/") if windows else rest)
-    return server_path
-
-
 def placeholder_episode_number(episodes: Iterable[EpisodeSource]) -> int:
     """PLACEHOLDER_EPISODE unless real specials already use it, then one above the highest special."""
     highest = max((max(e.episode or 0, e.episode_end or 0) for e in episodes if e.season == 0), default=0)
@@ -80,8 +78,8 @@ def _media_entry(episode: EpisodeSource, options: LibraryOptions) -> tuple[str, 
         return ".strm", (stream_url(episode.item_id, options) + "\n").encode("utf-8")
     if not episode.path:
         return None
-    target = local_path(episode.path, options.path_map)
-    suffix = PurePosixPath(target).suffix
+    target = episode.path
+    suffix = posixpath.splitext(target)[1]
     if not target.startswith("/") or "\0" in target or not _EXTENSION.fullmatch(suffix) or suffix.lower() == ".nfo":
         return None
     return suffix.lower(), Symlink(target)
@@ -123,3 +121,33 @@ def plan_user_tree(picks: Iterable[PickedSeries], options: LibraryOptions) -> Tr
             entries[season_dir / f"{stem}{extension}"] = entry
             entries[nfo_path] = episode_nfo(pick.title, episode)
     return TreePlan(entries=entries, skipped=skipped)
+
+
+# Bump when the plan changes in a way the hashed sources below would not show (e.g. a new input field).
+TREE_FORMAT = 1
+_PLAN_SOURCES = ("model.py", "naming.py", "nfo.py", "tree.py")
+
+
+@functools.cache
+def _code_version() -> str:
+    """The code and data the plan's bytes depend on: this package's planning modules, lxml, Unicode tables."""
+    from lxml import etree
+
+    here = PurePosixPath(__file__).parent
+    digest = hashlib.sha256(f"{TREE_FORMAT}|{etree.LXML_VERSION}|{unicodedata.unidata_version}".encode())
+    for name in _PLAN_SOURCES:
+        with open(here / name, "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()
+
+
+def plan_digest(picks: Iterable[PickedSeries], options: LibraryOptions) -> str:
+    """A hex digest of everything `plan_user_tree` reads: equal digests mean an identical plan.
+
+    Built from the dataclasses' reprs (str, int, float, date and tuples only, so stable across runs); the
+    API key, when opted in, only enters the hash, never the output."""
+    digest = hashlib.sha256(_code_version().encode())
+    digest.update(repr(options).encode())
+    for pick in sorted(picks, key=lambda p: (p.rank, p.series_id)):
+        digest.update(repr(pick).encode())
+    return digest.hexdigest()

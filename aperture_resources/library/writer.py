@@ -14,6 +14,21 @@ touched. Staging left behind by a killed run is deleted by the next run, under a
 that also keeps two writers for the same user apart. Durability against power loss is not sought (no fsync):
 the next run compares bytes and rewrites anything that came back truncated.
 
+No-change fast path (a manifest): after every successful write the writer records, beside the user folder
+(`.<name>.manifest.json`), the caller's digest of the plan's inputs and one lstat tuple per entry of the tree
+as it now is: relative path, kind, size, mtime_ns, ctime_ns, inode (never a link target or file contents,
+so no secret from a .strm URL; paths are relative to the user folder and checked on load). `unchanged_tree`
+answers "is the tree on disk still exactly what the plan for these inputs produced?" without planning or
+reading a byte: the digest must match and a scandir walk must find exactly the recorded entries with the
+recorded tuples. Any edit, deletion, addition, chmod or replacement changes ctime (which no user call can set)
+or the inode or the entry set, so the caller falls back to the full plan + byte comparison, which repairs it.
+The tuples are taken after the swap and after the old version was deleted, because both change the ctime
+of carried-over (hard-linked) entries. A write without a digest deletes the manifest.
+
+Syscalls: creating ~60,000 small files is bound by the disk's metadata latency, so the build uses plain
+os.open/os.write/os.close, os.symlink and os.mkdir on str paths (no buffered file objects, no fsync, no
+per-file chmod or stat).
+
 Safety: relative plan paths are validated (no absolute paths, no "..", no over-long names); the user folder
 must lie inside the library root, every existing parent is checked and a parent symlink that resolves
 outside the root is refused; the user folder itself must not be a symlink. The live tree is scanned and
@@ -27,6 +42,7 @@ import ctypes
 import errno
 import fcntl
 import functools
+import json
 import os
 import secrets
 import shutil
@@ -39,6 +55,7 @@ from pathlib import Path, PurePosixPath
 from aperture_resources.library.model import Entry, Symlink
 from aperture_resources.library.naming import MAX_COMPONENT_BYTES
 
+MANIFEST_VERSION = 1
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
 
@@ -167,9 +184,14 @@ def _same(path: Path, live: _Live, entry: Entry) -> bool:
         return f.read() == entry
 
 
-def _write(path: Path, data: bytes) -> None:
-    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644), "wb") as f:
-        f.write(data)
+def _write(path: str, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def _carry(src: Path, dst: Path) -> None:
@@ -184,15 +206,16 @@ def _build(
     staging: Path, plan: Mapping[PurePosixPath, Entry], dirs: set[PurePosixPath], keep: set[PurePosixPath], live: Path
 ) -> None:
     """Fill staging: folders first, then unchanged entries carried over from live and changed ones written."""
+    top = os.fspath(staging)
     for rel in sorted(dirs, key=lambda d: len(d.parts)):
-        os.mkdir(staging / rel, 0o755)
+        os.mkdir(f"{top}/{rel}", 0o755)
     for rel, entry in plan.items():
         if rel in keep:
             _carry(live / rel, staging / rel)
         elif isinstance(entry, Symlink):
-            os.symlink(entry.target, staging / rel)
+            os.symlink(entry.target, f"{top}/{rel}")
         else:
-            _write(staging / rel, entry)
+            _write(f"{top}/{rel}", entry)
 
 
 @functools.cache
@@ -232,8 +255,92 @@ def _swap_in(staging: Path, live: Path) -> Path | None:
     return aside
 
 
-def write_user_tree(user_dir: Path, plan: Mapping[PurePosixPath, Entry], library_root: Path) -> WriteStats:
-    """Make user_dir hold exactly `plan` (paths relative to user_dir); atomic for readers, no-op when equal."""
+def _manifest_path(live: Path) -> Path:
+    return live.parent / f".{live.name[:100]}.manifest.json"
+
+
+def _kind(mode: int) -> str:
+    return "link" if stat.S_ISLNK(mode) else "dir" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "other"
+
+
+def _fingerprint(live: Path) -> dict[str, list]:
+    """{relative path: [kind, size, mtime_ns, ctime_ns, inode]} for the folder itself (".") and everything
+    below it, from lstat (symlinks are never followed)."""
+    def row(st: os.stat_result) -> list:
+        return [_kind(st.st_mode), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+    found = {".": row(os.lstat(live))}
+    pending = [("", os.fspath(live))]
+    while pending:
+        prefix, folder = pending.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                rel = prefix + entry.name
+                found[rel] = row(entry.stat(follow_symlinks=False))
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((rel + "/", entry.path))
+    return found
+
+
+def _save_manifest(live: Path, inputs: str | None, info: Mapping | None) -> None:
+    """Record the tree as it is now (call under the lock, after the swap and the old version's removal)."""
+    path = _manifest_path(live)
+    if inputs is None:
+        path.unlink(missing_ok=True)
+        return
+    body = {"version": MANIFEST_VERSION, "inputs": inputs, "info": dict(info or {}), "entries": _fingerprint(live)}
+    temp = path.with_name(path.name + ".tmp")
+    temp.unlink(missing_ok=True)
+    _write(os.fspath(temp), json.dumps(body, separators=(",", ":")).encode())
+    os.replace(temp, path)
+
+
+def _load_manifest(live: Path) -> dict | None:
+    try:
+        with open(_manifest_path(live), "rb") as f:
+            body = json.loads(f.read())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(body, dict) or body.get("version") != MANIFEST_VERSION:
+        return None
+    # The entries are only ever compared with a fresh walk of the folder (whose keys are plain relative paths),
+    # never used to open, write or delete anything: a tampered entry can only make the comparison fail.
+    return body if isinstance(body.get("entries"), dict) else None
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    entries: int  # files and links in the tree (what `WriteStats.unchanged` would count)
+    info: dict  # what the caller stored with the manifest
+
+
+def unchanged_tree(user_dir: Path, library_root: Path, inputs: str) -> Unchanged | None:
+    """The manifest's record if user_dir is exactly what the last write for `inputs` left; else None.
+
+    Costs one lstat per entry and no planning; None means "do the full write", never "something is wrong"."""
+    live, root = _user_dir(user_dir, library_root, create_parents=False)
+    if not live.is_dir():
+        return None
+    with _locked(live.parent):
+        _remove_leftovers(live, root)
+        manifest = _load_manifest(live)
+        if manifest is None or manifest.get("inputs") != inputs:
+            return None
+        try:
+            if _fingerprint(live) != manifest["entries"]:
+                return None
+        except OSError:
+            return None
+    count = sum(1 for row in manifest["entries"].values() if row[0] in ("file", "link"))
+    return Unchanged(entries=count, info=manifest.get("info") or {})
+
+
+def write_user_tree(user_dir: Path, plan: Mapping[PurePosixPath, Entry], library_root: Path,
+                    inputs: str | None = None, info: Mapping | None = None) -> WriteStats:
+    """Make user_dir hold exactly `plan` (paths relative to user_dir); atomic for readers, no-op when equal.
+
+    `inputs`: the caller's digest of what determined the plan; recorded with the tree for `unchanged_tree`
+    (with `info`, small JSON-able data handed back by it). Without it any manifest is deleted."""
     dirs = _planned_dirs(plan)
     live, root = _user_dir(user_dir, library_root, create_parents=True)
     with _locked(live.parent):
@@ -245,6 +352,8 @@ def write_user_tree(user_dir: Path, plan: Mapping[PurePosixPath, Entry], library
         folders = tuple(sorted({rel.parts[0] for rel in (*written, *removed)}))
         stats = WriteStats(written=len(written), unchanged=len(keep), removed=len(removed), changed_folders=folders)
         if live.exists() and not written and not removed:
+            # Equal bytes but no valid record (e.g. a touched file, or the first run with manifests): re-record.
+            _save_manifest(live, inputs, info)
             return stats
         staging = Path(tempfile.mkdtemp(prefix=_tag(live.name, "staging"), dir=live.parent))
         try:
@@ -256,7 +365,16 @@ def write_user_tree(user_dir: Path, plan: Mapping[PurePosixPath, Entry], library
             raise
         if previous is not None:
             _remove(previous, root)
+        _save_manifest(live, inputs, info)
     return stats
+
+
+def ensure_user_dir(user_dir: Path, library_root: Path) -> None:
+    """Create the (empty) user folder if missing, with the same checks as a write, so a server library can be
+    created at it before its first tree is written (the first write then swaps in over the empty folder)."""
+    live, _ = _user_dir(user_dir, library_root, create_parents=True)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(live, 0o755)
 
 
 def remove_user_tree(user_dir: Path, library_root: Path) -> int:
