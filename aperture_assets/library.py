@@ -35,6 +35,7 @@ from dagster import (
 )
 from lxml import etree
 
+from aperture_assets.stage import stage_body
 from aperture_assets.users import users_partitions
 from aperture_assets.watch_rows import enabled_user_ids
 from aperture_resources.database import DatabaseResource
@@ -110,6 +111,7 @@ def finish_on_server(client: MediaServerClient, user: UserLibrary, library_id: s
 
 
 @asset(
+    pool="media_server",
     deps=["series_recommendations"],
     partitions_def=users_partitions,
     backfill_policy=BackfillPolicy.single_run(),
@@ -118,6 +120,7 @@ def finish_on_server(client: MediaServerClient, user: UserLibrary, library_id: s
     description="Per-user 'AI Picks - TV' library: folder tree on disk, a server library visible only to its "
     "user, rescanned when it changed, placeholders marked played (the spec's sync-series-libraries).",
 )
+@stage_body
 def series_library(
     context: AssetExecutionContext,
     library: LibraryResource,
