@@ -11,6 +11,7 @@ import argparse
 import os
 import shutil
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -208,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from dotenv import load_dotenv
 
     load_dotenv(".env", override=False)  # same convention as `dagster dev`
+    warnings.filterwarnings("ignore", message=".*(beta|preview).*", category=Warning)  # Dagster API notices
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
