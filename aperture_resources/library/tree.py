@@ -4,7 +4,7 @@ Layout (both servers parse it as a TV library):
 
     <Series Title> (<Year>)/tvshow.nfo
     <Series Title> (<Year>)/Season 00/<slug>-placeholder.strm + .nfo     Emby home-row sorting placeholder
-    <Series Title> (<Year>)/Season <n>/<Series Title> - SxxEyy.<ext> + .nfo
+    <Series Title> (<Year>)/Season <n>/<Series Title> - SxxEyy.<ext> (+ .nfo in strm mode)
 
 Decisions:
 - The placeholder .strm holds the server's own base URL. Jellyfin >= 10.11.8 skips .strm lines that are not
@@ -13,8 +13,10 @@ Decisions:
 - The placeholder is special number 9999 (PLACEHOLDER_EPISODE), far above real specials so it stays stable
   as specials get added; only a series whose specials already reach 9999 gets max + 1. Its file name
   (`<slug>-placeholder`) has no " - S00E" token, so it can never be the name of a real special.
-- Episode NFOs are written in both modes: the server reads the NFO beside the link, not beside the real
-  file, and a .strm cannot be probed at all, so the NFO is where title, air date and runtime come from.
+- Episode NFOs are written in strm mode only: a .strm cannot be probed, so its NFO is where title, air date and
+  runtime come from. In symlink mode the server probes the real file and fetches episode metadata as it did
+  for the original library (the spec's output structure has no episode NFOs either); skipping them halves
+  the files of a first write, which is bound by file creation on disk.
 - Symlink mode needs a real file path with a video-like extension; episodes without one are skipped and
   counted, as are unnumbered episodes and second copies of the same episode number.
 - Link targets are the server's own paths, verbatim: the media server is what follows the links, so a target
@@ -106,20 +108,22 @@ def plan_user_tree(picks: Iterable[PickedSeries], options: LibraryOptions) -> Tr
         entries[specials / f"{placeholder}.strm"] = (placeholder_url(options) + "\n").encode("utf-8")
         entries[specials / f"{placeholder}.nfo"] = placeholder_nfo(pick, placeholder_episode_number(numbered))
 
+        stems: set[PurePosixPath] = set()
         for episode in sorted(numbered, key=lambda e: (e.season, e.episode, e.episode_end or 0, e.item_id)):
             media = _media_entry(episode, options)
             if media is None:
                 skipped["no_path"] += 1
                 continue
             season_dir = folder / season_folder_name(episode.season)
-            stem = episode_stem(pick.title, episode.season, episode.episode, episode.episode_end)
-            nfo_path = season_dir / f"{stem}.nfo"
-            if nfo_path in entries:
+            stem = season_dir / episode_stem(pick.title, episode.season, episode.episode, episode.episode_end)
+            if stem in stems:
                 skipped["duplicate"] += 1
                 continue
+            stems.add(stem)
             extension, entry = media
-            entries[season_dir / f"{stem}{extension}"] = entry
-            entries[nfo_path] = episode_nfo(pick.title, episode)
+            entries[stem.with_name(stem.name + extension)] = entry
+            if options.mode == "strm":
+                entries[stem.with_name(stem.name + ".nfo")] = episode_nfo(pick.title, episode)
     return TreePlan(entries=entries, skipped=skipped)
 
 
