@@ -8,6 +8,7 @@ import sys
 import pytest
 from dagster import (
     AssetKey,
+    DagsterEventType,
     DagsterInstance,
     DefaultScheduleStatus,
     DefaultSensorStatus,
@@ -185,7 +186,13 @@ def test_aperture_run_end_to_end_against_the_sample_server(tmp_path, sample_data
         assert "| alice | 12 |" in done.stdout
         monkeypatch.setenv("APERTURE_DAGSTER_STORAGE_URL", resolve_urls("", tmp_path / "data")[1])
         with DagsterInstance.from_config(str(tmp_path / "data" / "dagster_home")) as instance:
-            assert len(instance.get_runs()) >= 5  # recorded as Dagster runs, visible in the UI
+            runs = instance.get_runs()  # recorded as a Dagster run, visible in the UI
+            assert [r.job_name for r in runs] == ["full_refresh"] and runs[0].is_success
+            done = {e.asset_key.to_user_string() for e in instance.get_records_for_run(
+                runs[0].run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
+                for e in [e.event_log_entry.dagster_event]}
+            assert done == {"series_catalog", "series_embeddings", "series_watch_history", "series_recommendations",
+                            "series_library"}
         partial = subprocess.run([aperture, "run", "--select", "sync_series"], env=env, cwd=tmp_path,
                                  capture_output=True, text=True, timeout=300)
         assert partial.returncode == 0 and "sync_series: done" in partial.stdout
