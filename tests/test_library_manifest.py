@@ -58,7 +58,8 @@ def test_no_change_run_takes_the_fast_path_and_plans_nothing(root, user_dir, mon
     monkeypatch.setattr("aperture_resources.library.tree.plan_user_tree", lambda *a: calls.append(a))
     before = {p: p.lstat() for p in user_dir.rglob("*")}
     found = unchanged_tree(user_dir, root, plan_digest(PICKS, SYMLINK))
-    assert found is not None and found.entries == planned and found.info == {"unnumbered": 0, "no_path": 0, "duplicate": 0}
+    assert found is not None and found.entries == planned
+    assert found.info == {"unnumbered": 0, "no_path": 0, "duplicate": 0}
     assert calls == []
     assert {p: p.lstat() for p in user_dir.rglob("*")} == before
 
