@@ -21,8 +21,9 @@ from aperture_assets.recommend import (
     popular_baseline,
     prior_tool_baseline,
     ranking_metrics,
+    taste,
 )
-from aperture_assets.recommendations import load_world, recommend_user
+from aperture_assets.recommendations import load_world, recommend_user, tastes
 from aperture_assets.stage import stage_body
 from aperture_resources.ai import AIProviderResource
 from aperture_resources.database import DatabaseResource
@@ -47,6 +48,7 @@ def evaluate(conn, model: str, catalog: Catalog, histories: dict[str, list[Histo
     totals = {m: {"hit_rate": 0.0, "recall": 0.0, "ndcg": 0.0} for m in METHODS}
     users = 0
     params = Params(count=k)
+    weights = tastes(histories, now, params)
     for user_id, history in histories.items():
         hidden = held_out(history)
         if hidden is None or hidden not in catalog.index:
@@ -56,7 +58,9 @@ def evaluate(conn, model: str, catalog: Catalog, histories: dict[str, list[Histo
         view = replace(catalog, popularity=np.zeros(0))
         view.count_watchers(visible)
         ranked = {
-            "aperture": [p.show for p in recommend_user(conn, model, view, visible, user_id, params, now).picks],
+            "aperture": [p.show for p in recommend_user(
+                conn, model, view, visible, {**weights, user_id: taste(rest, now, params.half_life_days)}, user_id,
+                params, now).picks],
             "popular": popular_baseline(view, rest, k),
             "prior_tool": prior_tool_baseline(view, rest, now, k),
         }

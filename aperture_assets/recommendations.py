@@ -60,27 +60,31 @@ def load_world(conn, model: str) -> tuple[Catalog, dict[str, list[History]]]:
     return catalog, dict(histories)
 
 
-def candidate_pool(conn, model: str, catalog: Catalog, history: list[History],
+def candidate_pool(conn, model: str, catalog: Catalog, mine: dict[str, float],
                    others: dict[str, dict[str, float]]) -> set[str]:
     """pgvector neighbours of the user's shows, shows co-watched by users who share a show, and the
     server's most popular shows."""
-    mine = [s for s in taste(history, datetime.now(UTC)) if s in catalog.index]
-    anchors = [catalog.series_ids[catalog.index[s]] for s in mine]
+    shows = [s for s in mine if s in catalog.index]
+    anchors = [catalog.series_ids[catalog.index[s]] for s in shows]
     dims = catalog.vectors.shape[1] if catalog.vectors.size else 0
     pool = nearest_shows(conn, model, dims, anchors, NEIGHBOURS) if dims else set()
     for weights in others.values():
-        if weights.keys() & set(mine):
+        if weights.keys() & set(shows):
             pool |= weights.keys()
     popular = sorted(range(len(catalog.shows)), key=lambda i: -catalog.popularity[i])[:POPULAR_POOL]
     return pool | {catalog.shows[i] for i in popular}
 
 
-def recommend_user(conn, model: str, catalog: Catalog, histories: dict[str, list[History]], user_id: str,
-                   params: Params, now: datetime) -> Result:
-    others = {uid: taste(h, now, params.half_life_days) for uid, h in histories.items() if uid != user_id}
-    history = histories.get(user_id, [])
-    pool = candidate_pool(conn, model, catalog, history, others)
-    return recommend(catalog, history, others, now, params, pool)
+def tastes(histories: dict[str, list[History]], now: datetime, params: Params) -> dict[str, dict[str, float]]:
+    """Every user's taste weights, computed once per run (each user's picks use everyone else's)."""
+    return {uid: taste(h, now, params.half_life_days) for uid, h in histories.items()}
+
+
+def recommend_user(conn, model: str, catalog: Catalog, histories: dict[str, list[History]],
+                   weights: dict[str, dict[str, float]], user_id: str, params: Params, now: datetime) -> Result:
+    others = {uid: w for uid, w in weights.items() if uid != user_id}
+    pool = candidate_pool(conn, model, catalog, weights.get(user_id, {}), others)
+    return recommend(catalog, histories.get(user_id, []), others, now, params, pool)
 
 
 @asset(
@@ -106,9 +110,10 @@ def series_recommendations(
     with database.connect() as conn:
         catalog, histories = load_world(conn, model)
         no_vector = count_without_vector(conn, model)
+        weights = tastes(histories, now, params)
         for user_id in context.partition_keys:
             user_started = time.perf_counter()
-            result = recommend_user(conn, model, catalog, histories, user_id, params, now)
+            result = recommend_user(conn, model, catalog, histories, weights, user_id, params, now)
             texts, templated = explain(result.picks, ai.chat) if explanations else ([None] * len(result.picks), 0)
             picks = [(p.rank, p.series_id, p.score, p.components, p.evidence, text)
                      for p, text in zip(result.picks, texts, strict=True)]
