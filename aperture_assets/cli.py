@@ -48,9 +48,10 @@ def run_pipeline(selected: Sequence[str] | None = None) -> int:
     from dagster import DagsterInstance
 
     from aperture_assets.definitions import defs
-    from aperture_assets.run import run_stages
+    from aperture_assets.run import pool_storage_connections, run_stages
 
     with DagsterInstance.get() as instance:
+        pool_storage_connections(instance)
         results = run_stages(defs, instance, selected, echo=lambda line: print(f"aperture: {line}"))
     print("\n".join(summary_lines(results)))
     failed = [r for r in results if not r.success]

@@ -1,5 +1,6 @@
 """Shared benchmark set-up: the synthetic library on the sample server (its own process), a throwaway
-embedded PostgreSQL, and running assets (partitioned ones over every user in one run) through Dagster."""
+embedded PostgreSQL holding both the product's tables and Dagster's storage (as `aperture run` uses it), and
+running assets (partitioned ones over every user in one run) through Dagster."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import httpx
 from dagster import DagsterInstance, instance_for_test, materialize
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from aperture_assets.run import pool_storage_connections
 from aperture_assets.users import users_partitions
 from aperture_resources import database as db
 from aperture_resources.database import DatabaseResource
@@ -91,7 +93,10 @@ def synthetic_bench(series: int = 2000, episodes: int = 100_000, users: int = 50
         user_ids = server.user_ids()
         resources = {"media_server": MediaServerResource(server_type="jellyfin", url=server.url, api_key=API_KEY),
                      "database": database, "pipeline": PipelineConfig()}
-        with instance_for_test() as instance:
+        storage = {"postgres": {"postgres_url": db.sqlalchemy_url(db.with_database(url, db.DAGSTER_DATABASE),
+                                                                    "psycopg2")}}
+        with instance_for_test(overrides={"storage": storage}) as instance:
+            pool_storage_connections(instance)
             instance.add_dynamic_partitions(users_partitions.name, user_ids)
             yield Bench(server, database, instance, user_ids, resources)
     finally:

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import psycopg
 import pytest
 from dagster import (
     AssetKey,
@@ -184,7 +185,12 @@ def test_aperture_run_end_to_end_against_the_sample_server(tmp_path, sample_data
                       "generate_series_recommendations", "sync_series_libraries"):
             assert f"{stage}: done" in done.stdout
         assert "| alice | 12 |" in done.stdout
-        monkeypatch.setenv("APERTURE_DAGSTER_STORAGE_URL", resolve_urls("", tmp_path / "data")[1])
+        app_url, dagster_url = resolve_urls("", tmp_path / "data")
+        with psycopg.connect(app_url) as conn:
+            sessions = conn.execute("SELECT sessions FROM pg_stat_database WHERE datname = 'dagster'").fetchone()[0]
+        # Dagster's storage keeps a pool in the run process: ~85 sessions for this run, ~700 without one
+        assert 0 < sessions < 250
+        monkeypatch.setenv("APERTURE_DAGSTER_STORAGE_URL", dagster_url)
         with DagsterInstance.from_config(str(tmp_path / "data" / "dagster_home")) as instance:
             runs = instance.get_runs()  # recorded as a Dagster run, visible in the UI
             assert [r.job_name for r in runs] == ["full_refresh"] and runs[0].is_success

@@ -95,11 +95,24 @@ class LibraryState:
     generation: int = 0
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1000))
     _cache: dict = field(default_factory=dict)
+    _by_library: dict[str, dict[str, Item]] | None = None
 
-    def bump(self) -> None:
-        """Invalidate cached query results after any change."""
+    def bump(self, items: bool = True) -> None:
+        """Invalidate cached query results after any change (and the library index unless only user data
+        changed: marking 600 placeholders played must not re-index 130,000 items each time)."""
         self.generation += 1
         self._cache.clear()
+        if items:
+            self._by_library = None
+
+    def library_items(self, library_id: str) -> dict[str, Item]:
+        """The library's items by id, from an index kept until the items change (a real server has one)."""
+        if self._by_library is None:
+            index: dict[str, dict[str, Item]] = {}
+            for item in self.items.values():
+                index.setdefault(item.library_id, {})[item.id] = item
+            self._by_library = index
+        return self._by_library.get(library_id, {})
 
     # -- ids ----------------------------------------------------------------------------------
     def new_id(self, key: str) -> str:
@@ -163,13 +176,15 @@ class LibraryState:
             found = [self.items[i] for i in dict.fromkeys(flt.ids) if i in self.items]
         elif user_id and (flt.is_played or flt.is_favorite):  # only items the user has data for can match
             found = [self.items[i] for i in self.by_user(user_id) if i in self.items]
+        elif flt.parent_id and self._normal_id(flt.parent_id) in {f["ItemId"] for f in self.folders}:
+            found = list(self.library_items(self._normal_id(flt.parent_id)).values())
         else:
             found = list(self.items.values())
         if user_id:
             visible = self.visible_libraries(user_id)
             found = [i for i in found if i.library_id in visible]
         if flt.parent_id:
-            parent = flt.parent_id.replace("-", "").lower() if self.mode == "jellyfin" else flt.parent_id
+            parent = self._normal_id(flt.parent_id)
             if flt.recursive:
                 found = [i for i in found if parent in (i.library_id, i.series_id, i.season_id) and i.id != parent]
             else:
@@ -196,6 +211,18 @@ class LibraryState:
         elif not flt.ids:
             found.sort(key=lambda i: (i.sort_key, i.id), reverse=flt.descending)
         return found
+
+    def replace_library_items(self, library_id: str, found: dict[str, Item]) -> None:
+        """A rescan's result: the library now holds exactly `found` (the index is updated, not rebuilt)."""
+        for item_id in self.library_items(library_id).keys() - found.keys():
+            del self.items[item_id]
+        self.items.update(found)
+        self.bump(items=False)
+        if self._by_library is not None:
+            self._by_library[library_id] = dict(found)
+
+    def _normal_id(self, item_id: str) -> str:
+        return item_id.replace("-", "").lower() if self.mode == "jellyfin" else item_id
 
     def resume(self, user_id: str, types: set[str]) -> list[Item]:
         """In-progress items (a playback position, not played), most recent first."""
@@ -235,7 +262,7 @@ class LibraryState:
         if folder is None:
             return False
         self.folders.remove(folder)
-        for item_id in [i.id for i in self.items.values() if i.library_id == folder["ItemId"]]:
+        for item_id in list(self.library_items(folder["ItemId"])):
             del self.items[item_id]
         self.bump()
         return True
@@ -258,7 +285,7 @@ class LibraryState:
     # -- mutations used by tests --------------------------------------------------------------
     def mark_played(self, user_id: str, item_id: str, played: bool = True, when: datetime | None = None) -> None:
         with self.lock:
-            self.bump()
+            self.bump(items=False)
             data = self.user_data.setdefault((user_id, item_id), UserData())
             data.played = played
             if played:
@@ -271,12 +298,12 @@ class LibraryState:
 
     def set_favorite(self, user_id: str, item_id: str, favorite: bool = True) -> None:
         with self.lock:
-            self.bump()
+            self.bump(items=False)
             self.user_data.setdefault((user_id, item_id), UserData()).favorite = favorite
 
     def set_position(self, user_id: str, item_id: str, ticks: int) -> None:
         with self.lock:
-            self.bump()
+            self.bump(items=False)
             data = self.user_data.setdefault((user_id, item_id), UserData())
             data.position_ticks, data.played = ticks, False
             data.last_played = datetime.now(UTC).replace(microsecond=0)

@@ -77,11 +77,7 @@ def scan_folder(state: LibraryState, folder: dict) -> None:
             continue
         for series_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
             _scan_series(state, library_id, series_dir, found)
-    stale = [item_id for item_id, item in state.items.items() if item.library_id == library_id and item_id not in found]
-    for item_id in stale:
-        del state.items[item_id]
-    state.items.update(found)
-    state.bump()
+    state.replace_library_items(library_id, found)
 
 
 def _scan_series(state: LibraryState, library_id: str, series_dir: Path, found: dict[str, Item]) -> None:

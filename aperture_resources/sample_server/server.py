@@ -363,7 +363,7 @@ class ServerApi:
         if not self.emby and not {"AuthenticationProviderId", "PasswordResetProviderId"} <= body.keys():
             raise HTTPError(400, "AuthenticationProviderId and PasswordResetProviderId are required")
         user.policy = dict(body)  # the real servers replace the whole policy: missing fields reset
-        self.state.bump()
+        self.state.bump(items=False)
         return 204, None
 
     # -- libraries -------------------------------------------------------------------------------
