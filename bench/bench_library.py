@@ -62,6 +62,7 @@ def main() -> None:
                       f"{m['run_users']} users, {m['run_files_written']} files written, "
                       f"{m['run_libraries_created']} libraries created, {m['run_policies_updated']} policies updated; "
                       f"{files} entries on disk")
+            print("targets: first write < 10 s; no-change re-run < 2 s with 0 files written")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
