@@ -11,6 +11,7 @@ from aperture_assets.library import series_library
 from aperture_assets.quality import recommendation_quality
 from aperture_assets.recommendations import series_recommendations
 from aperture_assets.resources import build_resources
+from aperture_assets.retention import purge_old_runs, purge_old_runs_schedule
 from aperture_assets.sensors import media_library_changes
 from aperture_assets.users import media_users_sensor
 from aperture_assets.watch_history import series_watch_history
@@ -19,8 +20,8 @@ defs = Definitions(
     assets=with_automation([series_catalog, series_embeddings, series_watch_history, series_recommendations,
                             series_library, recommendation_quality]),
     asset_checks=CHECKS,
-    jobs=JOBS,
-    schedules=SCHEDULES,
+    jobs=[*JOBS, purge_old_runs],
+    schedules=[*SCHEDULES, purge_old_runs_schedule],
     sensors=[media_users_sensor, media_library_changes, automation_sensor],
     resources=build_resources(),
 )

@@ -48,6 +48,8 @@ def build_resources() -> dict[str, Any]:
             recommendations_per_user=EnvVar.int("APERTURE_RECOMMENDATIONS_PER_USER")
             if os.environ.get("APERTURE_RECOMMENDATIONS_PER_USER") else 12,
             explanations=env("APERTURE_EXPLANATIONS", "off"),
+            run_retention_days=EnvVar.int("APERTURE_RUN_RETENTION_DAYS")
+            if os.environ.get("APERTURE_RUN_RETENTION_DAYS") else 30,
         ),
         "ai": AIProviderResource(
             provider=env("APERTURE_EMBEDDING_PROVIDER", "local"),

@@ -58,7 +58,7 @@ def test_definitions_snapshot():
     assert groups["series_catalog"] == "catalog" and groups["series_library"] == "libraries"
     partitioned = {key.to_user_string() for key in graph.get_all_asset_keys() if graph.get(key).partitions_def}
     assert partitioned == {"series_watch_history", "series_recommendations", "series_library"}
-    assert {job.name for job in defs.jobs} >= SPEC_JOBS
+    assert {job.name for job in defs.jobs} >= SPEC_JOBS | {"purge_old_runs"}
     assert {s.name: s.default_status for s in defs.sensors} == {
         "media_users": DefaultSensorStatus.RUNNING, "media_library_changes": DefaultSensorStatus.RUNNING,
         "aperture_automation": DefaultSensorStatus.RUNNING}
@@ -68,6 +68,7 @@ def test_definitions_snapshot():
     assert crons["sync_series_watch_history"] == "0 */2 * * *" and crons["generate_series_recommendations"] == \
         "0 4 * * 1"
     assert "sync_series_libraries" not in crons  # follows recommendations by automation, not a cron guess
+    assert crons["purge_old_runs"] == "30 5 * * *"  # run retention
     checks = {c.name for c in graph.asset_check_keys}
     assert checks == {"catalog_not_empty_and_no_mass_removal", "every_series_has_a_vector",
                       "recommendations_exclude_started", "library_matches_recommendations"}
