@@ -32,6 +32,8 @@ def build_resources() -> dict[str, Any]:
             server_type=env("APERTURE_MEDIA_SERVER_TYPE", "jellyfin"),
             url=env("APERTURE_MEDIA_SERVER_URL"),
             api_key=env("APERTURE_MEDIA_SERVER_API_KEY"),
+            concurrency=EnvVar.int("APERTURE_MEDIA_SERVER_CONCURRENCY")
+            if os.environ.get("APERTURE_MEDIA_SERVER_CONCURRENCY") else 4,
             tv_libraries=env("APERTURE_TV_LIBRARIES"),
             library_root=env("APERTURE_MEDIA_SERVER_LIBRARY_ROOT", env("APERTURE_LIBRARY_ROOT", default_root)),
         ),

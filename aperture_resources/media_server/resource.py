@@ -34,6 +34,8 @@ class MediaServerResource(ConfigurableResource):
             raise ConfigError(f"APERTURE_MEDIA_SERVER_URL must start with http:// or https:// (got {self.url!r}).")
         if not self.api_key:
             raise ConfigError("APERTURE_MEDIA_SERVER_API_KEY is not set: create an API key in the server's dashboard.")
+        if not 1 <= self.concurrency <= 32:
+            raise ConfigError(f"APERTURE_MEDIA_SERVER_CONCURRENCY must be between 1 and 32 (got {self.concurrency}).")
         return CLIENTS[kind](
             self.url,
             self.api_key,
