@@ -61,8 +61,8 @@ def ensure_libraries(client: MediaServerClient, wanted: dict[str, tuple[str, str
     more only if something was created."""
     folders = client.libraries()
     missing = [key for key, (name, path) in wanted.items() if find_library(folders, name, path) is None]
-    with ThreadPoolExecutor(client.concurrency) as pool:  # distinct names and paths: no two creates collide
-        list(pool.map(lambda key: client.create_library(*wanted[key]), missing))
+    for key in missing:  # one at a time: each create makes the server re-validate its root folder
+        client.create_library(*wanted[key])
     if missing:
         folders = client.libraries()
     found = {key: find_library(folders, name, path) for key, (name, path) in wanted.items()}
