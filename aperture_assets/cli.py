@@ -48,7 +48,8 @@ def run_pipeline(selected: Sequence[str] | None = None) -> int:
     from dagster import DagsterInstance
 
     from aperture_assets.definitions import defs
-    from aperture_assets.run import pool_storage_connections, run_stages
+    from aperture_assets.run import run_stages
+    from aperture_assets.stage import pool_storage_connections
 
     with DagsterInstance.get() as instance:
         pool_storage_connections(instance)

@@ -30,15 +30,6 @@ SPEC_STAGES = tuple(name for name in STAGE_NAMES if name != "evaluate_recommenda
 RUN_LOCK = 0x61706572  # pg advisory lock key held by a whole `aperture run` ("aper")
 
 
-def pool_storage_connections(instance: DagsterInstance) -> None:
-    """Keep a few storage connections open in this process.
-
-    Dagster's Postgres storage opens a new connection for every call unless told otherwise, and one run over
-    ~50 user partitions makes thousands of calls (events, partition checks): ~6 s of a no-change `aperture run`
-    on the benchmark. dagster-webserver pools for the same reason; a run process is as long-lived."""
-    instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=4)
-
-
 class RunInProgressError(RuntimeError):
     """Another `aperture run` holds the run lock on this database."""
 

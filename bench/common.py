@@ -19,7 +19,6 @@ import httpx
 from dagster import DagsterInstance, instance_for_test, materialize
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from aperture_assets.run import pool_storage_connections
 from aperture_assets.users import users_partitions
 from aperture_resources import database as db
 from aperture_resources.database import DatabaseResource
@@ -96,7 +95,6 @@ def synthetic_bench(series: int = 2000, episodes: int = 100_000, users: int = 50
         storage = {"postgres": {"postgres_url": db.sqlalchemy_url(db.with_database(url, db.DAGSTER_DATABASE),
                                                                     "psycopg2")}}
         with instance_for_test(overrides={"storage": storage}) as instance:
-            pool_storage_connections(instance)
             instance.add_dynamic_partitions(users_partitions.name, user_ids)
             yield Bench(server, database, instance, user_ids, resources)
     finally:

@@ -4,6 +4,7 @@ import copy
 import os
 import subprocess
 import sys
+import time
 
 import psycopg
 import pytest
@@ -31,9 +32,10 @@ from aperture_assets.library import series_library
 from aperture_assets.recommendations import series_recommendations
 from aperture_assets.resources import build_resources
 from aperture_assets.sensors import media_library_changes
+from aperture_assets.stage import pool_storage_connections
 from aperture_assets.users import users_partitions
 from aperture_assets.watch_history import series_watch_history
-from aperture_resources.database import resolve_urls
+from aperture_resources.database import resolve_urls, sqlalchemy_url
 from aperture_resources.sample_server import SampleServer
 from aperture_resources.settings import ConfigError
 from tests.conftest import media_resource
@@ -230,3 +232,27 @@ def test_a_stage_waits_while_another_run_materializes_it(resources, sql):
         assert sql("SELECT count(*) FROM series")[0][0] == 0
     worker.join(60)
     assert finished.is_set() and sql("SELECT count(*) FROM series")[0][0] > 0
+
+
+def test_storage_connections_are_pooled_once_per_instance(database):
+    """Each storage call opens a connection unless the process pools them (what every stage body does)."""
+    name = psycopg.conninfo.conninfo_to_dict(database.url)["dbname"]
+
+    def sessions() -> int:
+        time.sleep(0.2)  # a closed backend reports its session as it exits
+        with psycopg.connect(database.url) as conn:
+            return conn.execute("SELECT sessions FROM pg_stat_database WHERE datname = %s", (name,)).fetchone()[0]
+
+    storage = {"postgres": {"postgres_url": sqlalchemy_url(database.url, "psycopg2")}}
+    with instance_for_test(overrides={"storage": storage}) as instance:
+        before = sessions()
+        for _ in range(20):
+            instance.get_runs(limit=1)
+        unpooled = sessions() - before - 1  # minus the counting connection itself
+        pool_storage_connections(instance)
+        pool_storage_connections(instance)  # a second call keeps the same pool
+        before = sessions()
+        for _ in range(20):
+            instance.get_runs(limit=1)
+        pooled = sessions() - before - 1
+    assert unpooled >= 15 and pooled <= 2, (unpooled, pooled)
