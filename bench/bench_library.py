@@ -5,6 +5,7 @@ recommendation run per user. Prints wall time, HTTP requests and files written f
 < 10 s) and a no-change re-run (target < 2 s, zero files written, no HTTP writes).
 
 Run: .venv/bin/python bench/bench_library.py [--series 2000] [--episodes 100000] [--users 50] [--latency-ms 20]
+     [--mode jellyfin|emby]
      [--dir /tmp]   (where the libraries are written: creating ~57,000 files is bound by that disk's latency)
 """
 
@@ -45,12 +46,14 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=100_000)
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--latency-ms", type=float, default=20)
+    parser.add_argument("--mode", choices=["jellyfin", "emby"], default="jellyfin")
     parser.add_argument("--dir", default="/tmp", help="filesystem to write the libraries on (e.g. /dev/shm)")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="aperture-bench-libraries-", dir=args.dir))
     try:
-        with synthetic_bench(args.series, args.episodes, users=args.users, latency_ms=args.latency_ms) as bench:
+        with synthetic_bench(args.series, args.episodes, users=args.users, latency_ms=args.latency_ms,
+                             mode=args.mode) as bench:
             bench.run([series_catalog])
             insert_picks(bench.database, bench.user_ids)
             library = LibraryResource(root=str(root))

@@ -36,6 +36,7 @@ class ServerProcess:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
+        self.mode = mode
         self.process = subprocess.Popen(
             [sys.executable, "-m", "aperture_resources.sample_server", "--mode", mode, "--port", str(port),
              "--api-key", API_KEY, "--latency-ms", str(latency_ms), "--synthetic", f"{series},{episodes},{users}"],
@@ -51,7 +52,9 @@ class ServerProcess:
         httpx.post(f"{self.url}/_sample/reset")
 
     def user_ids(self) -> list[str]:
-        users = httpx.get(f"{self.url}/Users", headers={"X-Emby-Token": API_KEY}).json()
+        path = "/emby/Users/Query" if self.mode == "emby" else "/Users"
+        users = httpx.get(f"{self.url}{path}", headers={"X-Emby-Token": API_KEY}).json()
+        users = users["Items"] if self.mode == "emby" else users
         return sorted(u["Id"] for u in users if not u["Policy"]["IsDisabled"])
 
     def stop(self) -> None:
@@ -81,8 +84,8 @@ class Bench:
 
 @contextmanager
 def synthetic_bench(series: int = 2000, episodes: int = 100_000, users: int = 50,
-                    latency_ms: float = 20) -> Iterator[Bench]:
-    server = ServerProcess(series, episodes, users, latency_ms)
+                    latency_ms: float = 20, mode: str = "jellyfin") -> Iterator[Bench]:
+    server = ServerProcess(series, episodes, users, latency_ms, mode)
     root = Path(tempfile.mkdtemp(prefix="aperture-bench-", dir="/tmp"))
     try:
         url = db.start_embedded(root, stop_on_exit=True)
@@ -90,7 +93,7 @@ def synthetic_bench(series: int = 2000, episodes: int = 100_000, users: int = 50
         with database.connect():
             pass  # apply migrations outside any timed section
         user_ids = server.user_ids()
-        resources = {"media_server": MediaServerResource(server_type="jellyfin", url=server.url, api_key=API_KEY),
+        resources = {"media_server": MediaServerResource(server_type=mode, url=server.url, api_key=API_KEY),
                      "database": database, "pipeline": PipelineConfig()}
         storage = {"postgres": {"postgres_url": db.sqlalchemy_url(db.with_database(url, db.DAGSTER_DATABASE),
                                                                     "psycopg2")}}
