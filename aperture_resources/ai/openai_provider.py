@@ -2,18 +2,22 @@
 
 The client's own retries are off: `call_with_retries` / `embed_batches` own the policy, so every HTTP
 request is counted and a persistent error cannot loop. Errors become the classes in `base`, with
-messages we write ourselves (provider messages can echo the key).
+messages we write ourselves (provider messages can echo the key). The SDK is imported when a provider is
+built: it takes a third of a second, which every process loading the code location would pay otherwise.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import openai
 
 from aperture_resources.ai.base import AIProvider, InputError, ProviderError, TransientError, parse_retry_after
 from aperture_resources.settings import ConfigError
+
+if TYPE_CHECKING:
+    import openai
 
 OPENAI_URL = "https://api.openai.com/v1"
 KNOWN_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
@@ -36,6 +40,9 @@ class OpenAIProvider(AIProvider):
             raise ConfigError("OPENAI_API_KEY is not set: create a key at platform.openai.com, or point "
                               "OPENAI_BASE_URL at an OpenAI-compatible server.")
         self._key = api_key
+        import openai
+
+        self._sdk = openai
         # Local OpenAI-compatible servers usually need no key, but the client insists on one.
         self._client = openai.OpenAI(api_key=api_key or "unused", base_url=self.base_url, timeout=timeout,
                                      max_retries=0)
@@ -44,7 +51,7 @@ class OpenAIProvider(AIProvider):
         extra = {"dimensions": self.requested_dimensions} if self.requested_dimensions else {}
         try:
             response = self._client.embeddings.create(model=self.model, input=list(texts), **extra)
-        except openai.OpenAIError as exc:
+        except self._sdk.OpenAIError as exc:
             raise self._translate(exc, "APERTURE_EMBEDDING_MODEL", self.model) from None
         rows = [item.embedding for item in sorted(response.data, key=lambda item: item.index)]
         return self._vectors(rows, len(texts))
@@ -54,7 +61,7 @@ class OpenAIProvider(AIProvider):
             response = self._client.chat.completions.create(
                 model=self.chat_model, messages=messages, max_tokens=max_tokens
             )
-        except openai.OpenAIError as exc:
+        except self._sdk.OpenAIError as exc:
             raise self._translate(exc, "APERTURE_CHAT_MODEL", self.chat_model) from None
         return (response.choices[0].message.content or "").strip() if response.choices else ""
 
@@ -63,12 +70,12 @@ class OpenAIProvider(AIProvider):
 
     def _translate(self, exc: openai.OpenAIError, model_var: str, model: str) -> Exception:
         where = self.base_url
-        if isinstance(exc, openai.APITimeoutError):
+        if isinstance(exc, self._sdk.APITimeoutError):
             return TransientError(f"{where} timed out")
-        if isinstance(exc, openai.APIConnectionError):
+        if isinstance(exc, self._sdk.APIConnectionError):
             return TransientError(f"cannot connect to {where}", unreachable=(
                 f"OPENAI_BASE_URL: cannot reach {where}; check the URL and that the server is running."))
-        if not isinstance(exc, openai.APIStatusError):
+        if not isinstance(exc, self._sdk.APIStatusError):
             return ProviderError(f"unexpected answer from {where} ({type(exc).__name__}).")
         status = exc.status_code
         if status in (401, 403):
