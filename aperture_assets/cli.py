@@ -42,16 +42,25 @@ def prepare_environment(settings: Settings) -> dict[str, str]:
     return exported
 
 
+def open_instance():
+    """The persistent Dagster instance. Its first use creates Dagster's tables, and two processes doing that at
+    once collide (a duplicate alembic_version row), so processes take turns under an advisory lock."""
+    from dagster import DagsterInstance
+
+    from aperture_resources.database import DatabaseResource
+
+    with DatabaseResource(url=os.environ["APERTURE_DATABASE_URL"]).exclusive("dagster storage"):
+        return DagsterInstance.get()
+
+
 def run_pipeline(selected: Sequence[str] | None = None) -> int:
     """Run the pipeline once through Dagster on the persistent instance, print progress and a summary;
     returns the exit code (1 if a stage failed)."""
-    from dagster import DagsterInstance
-
     from aperture_assets.definitions import defs
     from aperture_assets.run import run_stages
     from aperture_assets.stage import pool_storage_connections
 
-    with DagsterInstance.get() as instance:
+    with open_instance() as instance:
         pool_storage_connections(instance)
         results = run_stages(defs, instance, selected, echo=lambda line: print(f"aperture: {line}"))
     print("\n".join(summary_lines(results)))
@@ -117,6 +126,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_dev(args: argparse.Namespace) -> int:
     settings = load_settings()
     prepare_environment(settings)
+    open_instance().dispose()  # the webserver and the daemon start at once: create Dagster's tables first
     dagster = Path(sys.executable).with_name("dagster")
     command = [str(dagster), "dev", "-m", "aperture_assets.definitions", "-h", args.host, "-p", str(args.port)]
     os.execv(command[0], command)
