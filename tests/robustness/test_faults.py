@@ -89,30 +89,20 @@ def test_a_server_that_always_hangs_fails_clearly_and_changes_nothing(make_world
     converges(world, clean_run)
 
 
-@pytest.mark.parametrize("stage, prefix", [("catalog", "/Items"), ("history", "/Items")])
-def test_malformed_json_fails_clearly_and_changes_nothing(make_world, clean_run, stage, prefix):
-    world = make_world(template=clean_run.db_name)
-    before = snapshot(world.database)
-    if stage == "history":  # the catalog read succeeds; the per-user reads then get broken JSON
-        assert world.run(("catalog",))["catalog"].success
-    world.server.faults = FaultPlan(malformed_json_paths=(prefix,))
-    results = world.run((stage,))
-    assert not results[stage].success
-    one_clear_sentence(results, "malformed (non-JSON) response")
-    assert diff(snapshot(world.database), before) == {}
-    converges(world, clean_run)
-
-
 @pytest.mark.parametrize("stage", ["catalog", "history"])
-def test_a_short_page_is_an_incomplete_read_and_nothing_is_marked_removed(make_world, clean_run, stage):
+@pytest.mark.parametrize(("fault", "message"), [
+    ({"malformed_json_paths": ("/Items",)}, "malformed (non-JSON) response"),
+    ({"short_page_paths": ("/Items",)}, "but reported"),  # an incomplete read: nothing is marked removed
+], ids=["malformed-json", "short-page"])
+def test_a_broken_read_fails_clearly_and_changes_nothing(make_world, clean_run, stage, fault, message):
     world = make_world(template=clean_run.db_name)
     before = snapshot(world.database)
-    if stage == "history":
+    if stage == "history":  # the catalog read succeeds; the per-user reads then get the broken pages
         assert world.run(("catalog",))["catalog"].success
-    world.server.faults = FaultPlan(short_page_paths=("/Items",))
+    world.server.faults = FaultPlan(**fault)
     results = world.run((stage,))
     assert not results[stage].success
-    one_clear_sentence(results, "but reported")
+    one_clear_sentence(results, message)
     assert diff(snapshot(world.database), before) == {}
     converges(world, clean_run)
 
