@@ -29,11 +29,10 @@ FINISHED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus
 
 @op(description="Delete finished runs (and their event logs) older than APERTURE_RUN_RETENTION_DAYS, keeping "
     "the newest successful run of every job.")
-def delete_old_runs(context: OpExecutionContext, pipeline: PipelineConfig):
+def delete_old_runs(context: OpExecutionContext, pipeline: PipelineConfig) -> Output[int]:
     days = pipeline.retention_days()
     if not days:
-        yield Output(0, metadata={"runs_deleted": 0, "retention_days": 0})
-        return
+        return Output(0, metadata={"runs_deleted": 0, "retention_days": 0})
     cutoff = datetime.now(UTC) - timedelta(days=days)
     instance = context.instance
     old = [r.dagster_run for r in instance.get_run_records(filters=RunsFilter(statuses=FINISHED,
@@ -46,7 +45,7 @@ def delete_old_runs(context: OpExecutionContext, pipeline: PipelineConfig):
     for run_id in doomed:
         instance.delete_run(run_id)
     context.log.info("deleted %d runs created before %s", len(doomed), f"{cutoff:%Y-%m-%d %H:%M %Z}")
-    yield Output(len(doomed), metadata={"runs_deleted": len(doomed), "retention_days": days,
+    return Output(len(doomed), metadata={"runs_deleted": len(doomed), "retention_days": days,
                                         "cutoff": cutoff.isoformat(timespec="seconds"),
                                         "runs_kept_as_newest_success": len(old) - len(doomed)})
 

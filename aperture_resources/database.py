@@ -166,8 +166,8 @@ class DatabaseResource(ConfigurableResource):
 
     @contextmanager
     def exclusive(self, name: str) -> Iterator[None]:
-        """Hold a session advisory lock named `name` for the block, waiting for any other holder: one
-        materialization of a stage at a time across processes (a CLI run and a scheduled run alike)."""
+        """Hold a session advisory lock named `name` for the block, waiting for any other holder: one process
+        at a time across machines (a stage's materialization, creating Dagster's storage tables)."""
         key = f"aperture:{name}"
         with self.connect() as setup:  # starts the embedded server and migrates, like any other use
             setup.execute("SELECT 1")

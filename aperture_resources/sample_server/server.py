@@ -69,7 +69,7 @@ class FaultPlan:
         self._lock = threading.Lock()
 
     def roll(self, kind: str, rate: float, path: str = "") -> bool:
-        if self.rate_paths and not any(path.lower().startswith(p.lower()) for p in self.rate_paths):
+        if self.rate_paths and not _under(path, self.rate_paths):
             return False
         with self._lock:
             hit = rate > 0 and self._random.random() < rate
@@ -78,11 +78,15 @@ class FaultPlan:
             return hit
 
     def matches(self, kind: str, path: str, prefixes: tuple[str, ...]) -> bool:
-        hit = any(path.lower().startswith(p.lower()) for p in prefixes)
+        hit = _under(path, prefixes)
         if hit:
             with self._lock:
                 self.injected[kind] = self.injected.get(kind, 0) + 1
         return hit
+
+
+def _under(path: str, prefixes: tuple[str, ...]) -> bool:
+    return any(path.lower().startswith(prefix.lower()) for prefix in prefixes)
 
 
 @dataclass
