@@ -20,8 +20,8 @@ Decisions:
 - Symlink mode needs a real file path with a video-like extension; episodes without one are skipped and
   counted, as are unnumbered episodes and second copies of the same episode number.
 - Link targets are the server's own paths, verbatim: the media server is what follows the links, so a target
-  translated to where aperture sees the media would be wrong for it. (An earlier `path_map` option did such
-  a translation; nothing used it and it could only produce links the server cannot follow, so it is gone.)
+  translated to where aperture sees the media would be wrong for it. Only the library root differs between
+  the two sides (APERTURE_LIBRARY_ROOT / APERTURE_MEDIA_SERVER_LIBRARY_ROOT).
 - `plan_digest` fingerprints everything the plan depends on (picks with their episode rows, options, and
   the code that renders them), so the writer can skip planning when nothing changed (see writer.py).
 """
