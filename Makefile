@@ -5,9 +5,9 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test lint bench dev doctor clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml dev/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]' -e ./dev
 	touch $@
 
 demo: $(BIN)/.installed

@@ -1,27 +1,26 @@
-"""The aperture code location: assets, checks, jobs, schedules, sensors and resources."""
+"""The aperture code location (workspace.yaml and `dagster dev -m` load this module).
 
-from dagster import Definitions
+Importing it, or any module under `defs/`, reads no environment. Dagster calls `defs()` when it loads the
+location: that reads the settings once (a wrong value fails the load with its one sentence), collects every
+asset, check, job, schedule and sensor under `aperture_assets/defs/` with Dagster's `load_from_defs_folder`
+(no hand-kept list), puts the schedules in APERTURE_TIMEZONE and binds the resources built from the same
+settings.
+"""
 
-from aperture_assets.automation import automation_sensor, with_automation
-from aperture_assets.catalog import series_catalog
-from aperture_assets.checks import CHECKS
-from aperture_assets.embeddings import series_embeddings
-from aperture_assets.jobs import JOBS, SCHEDULES
-from aperture_assets.library import series_library
-from aperture_assets.quality import recommendation_quality
-from aperture_assets.recommendations import series_recommendations
-from aperture_assets.resources import build_resources
-from aperture_assets.retention import purge_old_runs, purge_old_runs_schedule
-from aperture_assets.sensors import media_library_changes
-from aperture_assets.users import media_users_sensor
-from aperture_assets.watch_history import series_watch_history
+from pathlib import Path
 
-defs = Definitions(
-    assets=with_automation([series_catalog, series_embeddings, series_watch_history, series_recommendations,
-                            series_library, recommendation_quality]),
-    asset_checks=CHECKS,
-    jobs=[*JOBS, purge_old_runs],
-    schedules=[*SCHEDULES, purge_old_runs_schedule],
-    sensors=[media_users_sensor, media_library_changes, automation_sensor],
-    resources=build_resources(),
-)
+import dagster as dg
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    from aperture_assets.wiring.dagster_internals import in_timezone
+    from aperture_assets.wiring.resources import build_resources
+    from aperture_resources.settings import load_settings
+
+    settings = load_settings()
+    found = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+    return dg.Definitions(
+        assets=found.assets, asset_checks=found.asset_checks, jobs=found.jobs, sensors=found.sensors,
+        schedules=[in_timezone(schedule, settings.timezone) for schedule in found.schedules or []],
+        resources=build_resources(settings))

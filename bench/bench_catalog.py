@@ -11,7 +11,7 @@ import argparse
 
 from common import synthetic_bench
 
-from aperture_assets.catalog import series_catalog
+from aperture_assets.defs.catalog.assets import series_catalog
 
 PRIOR_TOOL_SECONDS = 20.0
 

@@ -14,14 +14,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from aperture_dev.fake_ai_server import FakeAIServer
 from dagster import materialize
 
-from aperture_assets.embedding_text import series_text
-from aperture_assets.embeddings import series_embeddings
+from aperture_assets.defs.embeddings.assets import series_embeddings
+from aperture_assets.logic.embedding_text import series_text
 from aperture_resources import database as db
 from aperture_resources.ai import AIProviderResource, embed_batches
 from aperture_resources.database import DatabaseResource
-from aperture_resources.fake_ai_server import FakeAIServer
 
 PRIOR_TOOL_SECONDS = 775.0
 PRIOR_TOOL_REQUESTS = 2026

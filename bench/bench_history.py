@@ -10,8 +10,8 @@ import argparse
 
 from common import synthetic_bench
 
-from aperture_assets.catalog import series_catalog
-from aperture_assets.watch_history import series_watch_history
+from aperture_assets.defs.catalog.assets import series_catalog
+from aperture_assets.defs.watch_history.assets import series_watch_history
 
 PRIOR_TOOL_SECONDS = 32.0
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from common import synthetic_bench
 
-from aperture_assets.catalog import series_catalog
-from aperture_assets.library import series_library
+from aperture_assets.defs.catalog.assets import series_catalog
+from aperture_assets.defs.library.assets import series_library
 from aperture_resources.library.resource import LibraryResource
 
 PICKS = 12
@@ -56,7 +56,7 @@ def main() -> None:
                              mode=args.mode) as bench:
             bench.run([series_catalog])
             insert_picks(bench.database, bench.user_ids)
-            library = LibraryResource(root=str(root))
+            library = LibraryResource(media_server=bench.resources["media_server"], root=str(root))
             for label in ("first write", "no-change re-run"):
                 bench.server.reset_counters()
                 seconds, m = bench.run([series_library], partitioned=True, library=library)

@@ -11,11 +11,11 @@ import time
 
 from common import synthetic_bench
 
-from aperture_assets.catalog import series_catalog
-from aperture_assets.embeddings import series_embeddings
-from aperture_assets.quality import METHODS, recommendation_quality
-from aperture_assets.recommendations import series_recommendations
-from aperture_assets.watch_history import series_watch_history
+from aperture_assets.defs.catalog.assets import series_catalog
+from aperture_assets.defs.embeddings.assets import series_embeddings
+from aperture_assets.defs.recommendations.assets import series_recommendations
+from aperture_assets.defs.recommendations.quality import METHODS, recommendation_quality
+from aperture_assets.defs.watch_history.assets import series_watch_history
 from aperture_resources.ai import AIProviderResource
 
 

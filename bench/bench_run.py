@@ -18,9 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from aperture_dev.fake_ai_server import FakeAIServer
 from common import API_KEY, ServerProcess
-
-from aperture_resources.fake_ai_server import FakeAIServer
 
 STAGE = re.compile(r"^\| (\w+) \| (ok|FAILED) \| ([\d.]+) \|", re.MULTILINE)
 

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import httpx
 from dagster import DagsterInstance, instance_for_test, materialize
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from aperture_assets.users import users_partitions
+from aperture_assets.wiring.dagster_internals import partition_range_tags
+from aperture_assets.wiring.partitions import users_partitions
 from aperture_resources import database as db
 from aperture_resources.database import DatabaseResource
-from aperture_resources.media_server import MediaServerResource
+from aperture_resources.media_server import SERVERS
 from aperture_resources.pipeline_config import PipelineConfig
 
 API_KEY = "bench"
@@ -38,7 +38,7 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{port}"
         self.mode = mode
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "aperture_resources.sample_server", "--mode", mode, "--port", str(port),
+            [sys.executable, "-m", "aperture_dev.sample_server", "--mode", mode, "--port", str(port),
              "--api-key", API_KEY, "--latency-ms", str(latency_ms), "--synthetic", f"{series},{episodes},{users}"],
             stdout=subprocess.PIPE, text=True)
         if "server at" not in (self.process.stdout.readline() if self.process.stdout else ""):
@@ -74,7 +74,7 @@ class Bench:
         """Materialize `assets` (all user partitions in one run if `partitioned`); (seconds, metadata)."""
         tags = {}
         if partitioned:
-            tags = {ASSET_PARTITION_RANGE_START_TAG: self.user_ids[0], ASSET_PARTITION_RANGE_END_TAG: self.user_ids[-1]}
+            tags = partition_range_tags(self.user_ids[0], self.user_ids[-1])
         started = time.perf_counter()
         result = materialize(assets, resources={**self.resources, **resources}, instance=self.instance, tags=tags)
         seconds = time.perf_counter() - started
@@ -93,7 +93,7 @@ def synthetic_bench(series: int = 2000, episodes: int = 100_000, users: int = 50
         with database.connect():
             pass  # apply migrations outside any timed section
         user_ids = server.user_ids()
-        resources = {"media_server": MediaServerResource(server_type=mode, url=server.url, api_key=API_KEY),
+        resources = {"media_server": SERVERS[mode](url=server.url, api_key=API_KEY),
                      "database": database, "pipeline": PipelineConfig()}
         storage = {"postgres": {"postgres_url": db.sqlalchemy_url(db.with_database(url, db.DAGSTER_DATABASE),
                                                                     "psycopg2")}}

@@ -78,7 +78,7 @@ def sql(database: db.DatabaseResource):
 
 @pytest.fixture(scope="session")
 def sample_data() -> dict:
-    from aperture_resources.sample_server import load_sample_library
+    from aperture_dev.sample_server import load_sample_library
 
     return load_sample_library()
 
@@ -86,7 +86,7 @@ def sample_data() -> dict:
 def _start_server(data: dict, mode: str, **kwargs):
     import copy
 
-    from aperture_resources.sample_server import SampleServer
+    from aperture_dev.sample_server import SampleServer
 
     return SampleServer(copy.deepcopy(data), mode=mode, api_key="test-key", **kwargs).start()
 
@@ -107,11 +107,11 @@ def emby_server(sample_data):
 
 
 def media_resource(server, **overrides):
-    from aperture_resources.media_server import MediaServerResource
+    from aperture_resources.media_server import SERVERS
 
-    params = {"server_type": server.mode, "url": server.url, "api_key": "test-key", "retries": 3,
-              "backoff_seconds": 0.01, "page_size": 200, **overrides}
-    return MediaServerResource(**params)
+    params = {"url": server.url, "api_key": "test-key", "retries": 3, "backoff_seconds": 0.01, "page_size": 200,
+              **overrides}
+    return SERVERS[server.mode](**params)
 
 
 @pytest.fixture
@@ -119,3 +119,12 @@ def resources(sample_server, database):
     from aperture_resources.pipeline_config import PipelineConfig
 
     return {"media_server": media_resource(sample_server), "database": database, "pipeline": PipelineConfig()}
+
+
+def strm_options(kind: str, url: str, key: str | None = None):
+    """strm-mode writer options with the stream URLs the `kind` client builds (the key only when given)."""
+    from aperture_resources.library import LibraryOptions
+    from aperture_resources.media_server import SERVERS
+
+    with SERVERS[kind](url=url, api_key=key or "unused").client() as client:
+        return LibraryOptions(mode="strm", server_url=url, stream_url=client.stream_url_template(key))

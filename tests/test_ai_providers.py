@@ -8,9 +8,9 @@ import time
 
 import numpy as np
 import pytest
+from aperture_dev.fake_ai_server import FakeAIServer, hashed_vector
 
 from aperture_resources.ai import AIProviderResource, ChatUnavailableError, ProviderError, embed_batches
-from aperture_resources.fake_ai_server import FakeAIServer, hashed_vector
 from aperture_resources.settings import ConfigError
 
 KEY = "sk-test-SECRET-4242"

@@ -2,7 +2,7 @@
 
 from dagster import materialize
 
-from aperture_assets.catalog import series_catalog
+from aperture_assets.defs.catalog.assets import series_catalog
 from tests.conftest import media_resource
 
 

@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from aperture_assets.catalog_rows import (
+from aperture_assets.logic.catalog_rows import (
     episode_row,
     parse_datetime,
     provider_ids,

@@ -1,6 +1,6 @@
 """The embedded text is stable, complete and capped."""
 
-from aperture_assets.embedding_text import MAX_CHARS, series_text, text_hash
+from aperture_assets.logic.embedding_text import MAX_CHARS, series_text, text_hash
 
 
 def test_series_text_has_every_spec_field_in_a_stable_order():

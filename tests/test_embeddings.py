@@ -4,12 +4,13 @@ real local model), vectors in pgvector."""
 from __future__ import annotations
 
 import pytest
+from aperture_dev.fake_ai_server import FakeAIServer
 from dagster import materialize
 
-from aperture_assets.embeddings import every_series_has_a_vector, series_embeddings
+from aperture_assets.defs.embeddings.assets import series_embeddings
+from aperture_assets.defs.embeddings.checks import every_series_has_a_vector
 from aperture_resources.ai import AIProviderResource
 from aperture_resources.embedding_store import index_name
-from aperture_resources.fake_ai_server import FakeAIServer
 
 KEY = "sk-test-SECRET-4242"
 

@@ -10,24 +10,26 @@ from types import SimpleNamespace
 
 import psycopg
 import pytest
+from aperture_dev.sample_server import SampleServer
 from dagster import instance_for_test, materialize
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from lxml import etree
 
-from aperture_assets.catalog import series_catalog
-from aperture_assets.embeddings import series_embeddings
-from aperture_assets.library import library_matches_recommendations, series_library
-from aperture_assets.recommendations import series_recommendations
-from aperture_assets.users import users_partitions
-from aperture_assets.watch_history import series_watch_history
+from aperture_assets.defs.catalog.assets import series_catalog
+from aperture_assets.defs.embeddings.assets import series_embeddings
+from aperture_assets.defs.library.assets import series_library
+from aperture_assets.defs.library.checks import library_matches_recommendations
+from aperture_assets.defs.recommendations.assets import series_recommendations
+from aperture_assets.defs.watch_history.assets import series_watch_history
+from aperture_assets.wiring.dagster_internals import partition_range_tags
+from aperture_assets.wiring.partitions import users_partitions
 from aperture_resources.ai import AIProviderResource
 from aperture_resources.database import DatabaseResource, with_database
 from aperture_resources.library import writer
 from aperture_resources.library.cleanup import prune_user_libraries
 from aperture_resources.library.resource import LibraryResource
 from aperture_resources.library.server_sync import PLACEHOLDER_SUFFIX, mark_placeholders, private_policy
+from aperture_resources.media_server import EmbyClient, EmbyServer, JellyfinClient, JellyfinServer
 from aperture_resources.pipeline_config import PipelineConfig
-from aperture_resources.sample_server import SampleServer
 from aperture_resources.settings import ConfigError
 from tests.conftest import media_resource
 
@@ -35,7 +37,7 @@ WRITES = {"POST", "DELETE"}
 
 
 def range_tags(keys: list[str]) -> dict[str, str]:
-    return {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}
+    return partition_range_tags(keys[0], keys[-1])
 
 
 def enabled_ids(server: SampleServer) -> dict[str, str]:
@@ -104,9 +106,10 @@ def env(request, sample_data, tmp_path):
     with world.database.connect() as conn:
         last_run = conn.execute("SELECT coalesce(max(id), 0) FROM recommendation_runs").fetchone()[0]
     root = tmp_path / "libraries"
-    library = LibraryResource(root=str(root))
+    media = media_resource(server)
+    library = LibraryResource(media_server=media, root=str(root))
     yield SimpleNamespace(world=world, server=server, root=root, library=library, ids=world.ids, keys=world.keys,
-                          resources={"media_server": media_resource(server), "database": world.database,
+                          resources={"media_server": media, "database": world.database,
                                      "pipeline": PipelineConfig(), "library": library})
     server.stop()
     with world.database.connect() as conn:
@@ -320,9 +323,11 @@ def test_prune_removes_libraries_of_users_no_longer_enabled(env):
 
 @jellyfin_only
 def test_strm_mode_writes_urls_only_with_the_opt_in(env):
-    refused = run(env, raise_on_error=False, library=LibraryResource(root=str(env.root), mode="strm"))
+    media = env.resources["media_server"]
+    refused = run(env, raise_on_error=False, library=LibraryResource(media_server=media, root=str(env.root),
+                                                                     mode="strm"))
     assert not refused.success and writes(env) == []
-    strm = LibraryResource(root=str(env.root), mode="strm", strm_api_key="on")
+    strm = LibraryResource(media_server=media, root=str(env.root), mode="strm", strm_api_key=True)
     result = run(env, library=strm)
     assert result.success and result.get_asset_check_evaluations()[0].passed
     files = [p for p in series_dir(env, "alice").rglob("*.strm") if "placeholder" not in p.name]
@@ -333,32 +338,35 @@ def test_strm_mode_writes_urls_only_with_the_opt_in(env):
     assert len(episodes) > len(files) // 2  # Jellyfin scanned the URL .strm files
 
 
-def test_mode_defaults_and_refusals():
-    library = LibraryResource(root="/tmp/x")
-    assert library.resolved_mode("jellyfin") == library.resolved_mode("emby") == "symlink"
-    for kind in ("jellyfin", "emby"):
-        with pytest.raises(ConfigError, match="APERTURE_LIBRARY_STRM_API_KEY=on"):
-            LibraryResource(mode="strm").resolved_mode(kind)
-    with pytest.raises(ConfigError, match="APERTURE_LIBRARY_MODE"):
-        LibraryResource(mode="copy").resolved_mode("jellyfin")
-    assert LibraryResource(mode="strm", strm_api_key="on").options("emby", "http://e:8096", "k").api_key_in_urls == "k"
-    symlink = LibraryResource(mode="symlink", strm_api_key="on")
-    assert symlink.options("jellyfin", "http://j", "k").api_key_in_urls is None
+def test_options_put_the_key_in_urls_only_in_strm_mode_with_the_opt_in():
+    for server, key_param in ((JellyfinServer, "ApiKey"), (EmbyServer, "api_key")):
+        media = server(url="http://server:8096", api_key="k")
+        with media.client() as client:
+            for kind in ("symlink", "strm"):
+                library = LibraryResource(media_server=media, root="/tmp/x", mode=kind)
+                if kind == "strm":
+                    with pytest.raises(ConfigError, match="APERTURE_LIBRARY_STRM_API_KEY=on"):
+                        library.options(client)
+                opted = LibraryResource(media_server=media, root="/tmp/x", mode=kind, strm_api_key=True).options(client)
+                assert (opted.stream_url is not None) == (kind == "strm")
+                assert kind == "symlink" or opted.stream_url.endswith(f"&{key_param}=k")
 
 
 def test_private_policy_rules():
     folders = [{"ItemId": "tv"}, {"ItemId": "kids"}, {"ItemId": "mine"}, {"ItemId": "theirs"}]
     picks, own = {"mine", "theirs"}, {"mine"}
     everything = {"EnableAllFolders": True, "EnabledFolders": [], "IsAdministrator": True}
-    assert private_policy(everything, folders, "Jellyfin", picks, own) == {
+    jellyfin = JellyfinClient("http://j", "k").permission_id
+    assert private_policy(everything, folders, jellyfin, picks, own) == {
         "EnableAllFolders": False, "EnabledFolders": ["tv", "kids", "mine"], "IsAdministrator": True}
-    assert private_policy(everything, folders, "Jellyfin", {"mine"}, own) is None  # nothing to hide
+    assert private_policy(everything, folders, jellyfin, {"mine"}, own) is None  # nothing to hide
     listed = {"EnableAllFolders": False, "EnabledFolders": ["tv", "theirs"]}
-    assert private_policy(listed, folders, "Jellyfin", picks, own)["EnabledFolders"] == ["tv", "mine"]
+    assert private_policy(listed, folders, jellyfin, picks, own)["EnabledFolders"] == ["tv", "mine"]
     done = {"EnableAllFolders": False, "EnabledFolders": ["tv", "mine"]}
-    assert private_policy(done, folders, "Jellyfin", picks, own) is None
+    assert private_policy(done, folders, jellyfin, picks, own) is None
     emby = [{"ItemId": "1", "Guid": "aa-bb"}, {"ItemId": "2", "Guid": "ccdd"}]
-    assert private_policy(everything, emby, "Emby", {"ccdd"}, set())["EnabledFolders"] == ["aa-bb"]
+    emby_id = EmbyClient("http://e", "k").permission_id
+    assert private_policy(everything, emby, emby_id, {"ccdd"}, set())["EnabledFolders"] == ["aa-bb"]
 
 
 def test_library_traffic_matches_the_openapi_specs(env):

@@ -11,10 +11,11 @@ import pytest
 from aperture_resources.library.model import EpisodeSource, LibraryOptions, PickedSeries
 from aperture_resources.library.tree import plan_digest, plan_user_tree
 from aperture_resources.library.writer import unchanged_tree, write_user_tree
+from tests.conftest import strm_options
 
 KEY = "secret-api-key-0123456789"
-SYMLINK = LibraryOptions(mode="symlink", server_type="jellyfin", server_url="http://jellyfin:8096/")
-STRM = LibraryOptions(mode="strm", server_type="emby", server_url="http://emby:8096", api_key_in_urls=KEY)
+SYMLINK = LibraryOptions(mode="symlink", server_url="http://jellyfin:8096/")
+STRM = strm_options("emby", "http://emby:8096", KEY)
 
 
 def pick(rank: int, sid: str, episodes: int = 3) -> PickedSeries:
@@ -106,7 +107,7 @@ def test_changed_picks_or_options_invalidate_the_manifest(root, user_dir):
     assert sync(user_dir, root, [pick(1, "b"), pick(2, "a")]) == (False, 4)  # swapped ranks: 2 NFOs each
     assert sync(user_dir, root, [pick(1, "b"), pick(2, "a"), pick(3, "c")])[0] is False
     assert sync(user_dir, root, [pick(1, "b"), pick(2, "a"), pick(3, "c", episodes=4)])[0] is False  # new episode
-    other = LibraryOptions(mode="symlink", server_type="jellyfin", server_url="http://elsewhere:8096/")
+    other = LibraryOptions(mode="symlink", server_url="http://elsewhere:8096/")
     assert sync(user_dir, root, [pick(1, "b"), pick(2, "a"), pick(3, "c", episodes=4)], other)[0] is False
 
 

@@ -20,6 +20,7 @@ from aperture_resources.library.tree import (
     stream_url,
 )
 from aperture_resources.library.writer import write_user_tree
+from tests.conftest import strm_options
 
 GOLDEN = Path(__file__).parent / "golden" / "library"
 TICKS_PER_MINUTE = 600_000_000
@@ -69,8 +70,8 @@ PICKS = (
     series(4, "office-us", "The Office", 2005, ()),
 )  # fmt: skip
 # Link targets are the server's own paths, verbatim (the server follows them); a Windows path is no usable target.
-SYMLINK = LibraryOptions(mode="symlink", server_type="jellyfin", server_url="http://jellyfin:8096/")
-STRM = LibraryOptions(mode="strm", server_type="emby", server_url="https://emby.example:8920")
+SYMLINK = LibraryOptions(mode="symlink", server_url="http://jellyfin:8096/")
+STRM = strm_options("emby", "https://emby.example:8920")
 
 
 def listing(top: Path) -> str:
@@ -140,11 +141,11 @@ def test_placeholder_strm_is_the_server_url_in_both_modes() -> None:
 
 
 def test_stream_urls() -> None:
-    jf = LibraryOptions(mode="strm", server_type="jellyfin", server_url="http://jf:8096/")
+    jf = strm_options("jellyfin", "http://jf:8096/")
     assert stream_url("abc", jf) == "http://jf:8096/Videos/abc/stream?static=true"
-    keyed = LibraryOptions(mode="strm", server_type="jellyfin", server_url="http://jf:8096", api_key_in_urls="k&1")
+    keyed = strm_options("jellyfin", "http://jf:8096", "k&1")
     assert stream_url("abc", keyed) == "http://jf:8096/Videos/abc/stream?static=true&ApiKey=k%261"
-    emby = LibraryOptions(mode="strm", server_type="emby", server_url="http://emby:8096", api_key_in_urls="k")
+    emby = strm_options("emby", "http://emby:8096", "k")
     assert stream_url("42", emby) == "http://emby:8096/emby/Videos/42/stream?static=true&api_key=k"
     assert stream_url("../x?y", jf) == "http://jf:8096/Videos/..%2Fx%3Fy/stream?static=true"
 
@@ -160,7 +161,7 @@ def test_duplicate_series_rejected_and_server_url_checked() -> None:
     with pytest.raises(ValueError, match="more than once"):
         plan_user_tree([PICKS[0], PICKS[0]], STRM)
     with pytest.raises(ValueError, match="http"):
-        LibraryOptions(mode="strm", server_type="jellyfin", server_url="/var/lib/jellyfin")
+        LibraryOptions(mode="symlink", server_url="/var/lib/jellyfin")
 
 
 def test_plan_is_deterministic_and_order_independent() -> None:

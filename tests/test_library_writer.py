@@ -12,9 +12,10 @@ from aperture_resources.library import writer
 from aperture_resources.library.model import EpisodeSource, LibraryOptions, PickedSeries, Symlink
 from aperture_resources.library.tree import plan_user_tree
 from aperture_resources.library.writer import remove_user_tree, write_user_tree
+from tests.conftest import strm_options
 
-STRM = LibraryOptions(mode="strm", server_type="jellyfin", server_url="http://jellyfin:8096")
-SYMLINK = LibraryOptions(mode="symlink", server_type="jellyfin", server_url="http://jellyfin:8096")
+STRM = strm_options("jellyfin", "http://jellyfin:8096")
+SYMLINK = LibraryOptions(mode="symlink", server_url="http://jellyfin:8096")
 
 
 def series(rank: int, series_id: str, title: str, n_episodes: int = 2) -> PickedSeries:
@@ -275,7 +276,7 @@ def test_api_key_only_written_when_opted_in(root: Path, user_dir: Path) -> None:
     write(user_dir, root, PICKS, STRM)
     everything = b"".join((user_dir / f).read_bytes() for f in files(user_dir) if (user_dir / f).is_file())
     assert key.encode() not in everything and b"ApiKey" not in everything and b"api_key" not in everything
-    opted = LibraryOptions(mode="strm", server_type="jellyfin", server_url="http://jellyfin:8096", api_key_in_urls=key)
+    opted = strm_options("jellyfin", "http://jellyfin:8096", key)
     write(user_dir, root, PICKS, opted)
     holding = {f for f in files(user_dir) if (user_dir / f).is_file() and key.encode() in (user_dir / f).read_bytes()}
     assert holding == {f for f in files(user_dir) if f.endswith(".strm") and "placeholder" not in f}

@@ -7,7 +7,7 @@ import sys
 import time
 
 import psycopg
-import pytest
+from aperture_dev.sample_server import SampleServer
 from dagster import (
     AssetKey,
     DagsterEventType,
@@ -22,22 +22,19 @@ from dagster import (
     materialize,
 )
 
-from aperture_assets.automation import with_automation
-from aperture_assets.catalog import series_catalog
-from aperture_assets.checks import catalog_not_empty_and_no_mass_removal, removed_share
-from aperture_assets.definitions import defs
-from aperture_assets.embeddings import series_embeddings
-from aperture_assets.jobs import SCHEDULES, timezone
-from aperture_assets.library import series_library
-from aperture_assets.recommendations import series_recommendations
-from aperture_assets.resources import build_resources
-from aperture_assets.sensors import media_library_changes
-from aperture_assets.stage import pool_storage_connections
-from aperture_assets.users import users_partitions
-from aperture_assets.watch_history import series_watch_history
+from aperture_assets.definitions import defs as load_defs
+from aperture_assets.defs.catalog.assets import series_catalog
+from aperture_assets.defs.catalog.checks import catalog_not_empty_and_no_mass_removal, removed_share
+from aperture_assets.defs.catalog.sensors import media_library_changes
+from aperture_assets.defs.embeddings.assets import series_embeddings
+from aperture_assets.defs.library.assets import series_library
+from aperture_assets.defs.recommendations.assets import series_recommendations
+from aperture_assets.defs.watch_history.assets import series_watch_history
+from aperture_assets.wiring.partitions import users_partitions
+from aperture_assets.wiring.resources import build_resources
+from aperture_assets.wiring.stage import pool_storage_connections
 from aperture_resources.database import resolve_urls, sqlalchemy_url
-from aperture_resources.sample_server import SampleServer
-from aperture_resources.settings import ConfigError
+from aperture_resources.settings import load_settings
 from tests.conftest import media_resource
 
 SPEC_JOBS = {"sync_series", "sync_series_watch_history", "generate_series_embeddings",
@@ -45,6 +42,7 @@ SPEC_JOBS = {"sync_series", "sync_series_watch_history", "generate_series_embedd
 
 
 def test_definitions_snapshot():
+    defs = load_defs()
     graph = defs.resolve_asset_graph()
     deps = {key.to_user_string(): sorted(p.to_user_string() for p in graph.get(key).parent_keys)
             for key in graph.get_all_asset_keys()}
@@ -81,13 +79,13 @@ def test_definitions_snapshot():
 
 def test_definitions_load_with_no_environment():
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root")}
-    code = "from aperture_assets.definitions import defs; defs.validate_loadable(defs); print('ok')"
+    code = "from aperture_assets.definitions import defs; d = defs(); d.validate_loadable(d); print('ok')"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.stdout.strip().endswith("ok"), out.stderr[-2000:]
 
 
 def test_per_user_schedules_request_one_run_over_every_user():
-    schedule = next(s for s in SCHEDULES if s.job_name == "sync_series_watch_history")
+    schedule = next(s for s in load_defs().schedules if s.job_name == "sync_series_watch_history")
     with instance_for_test() as instance:
         skipped = schedule.evaluate_tick(build_schedule_context(instance=instance))
         assert not skipped.run_requests
@@ -98,18 +96,9 @@ def test_per_user_schedules_request_one_run_over_every_user():
     assert requests[0].tags["dagster/asset_partition_range_end"] == "u3"
 
 
-def test_timezone_is_validated(monkeypatch):
-    monkeypatch.setenv("APERTURE_TIMEZONE", "Europe/Berlin")
-    assert timezone() == "Europe/Berlin"
-    monkeypatch.setenv("APERTURE_TIMEZONE", "Mars/Olympus")
-    with pytest.raises(ConfigError, match="APERTURE_TIMEZONE"):
-        timezone()
-
-
 def test_automation_follows_upstream():
-    assets = Definitions(assets=with_automation([series_catalog, series_embeddings, series_watch_history,
-                                                 series_recommendations, series_library]),
-                         resources=build_resources())
+    assets = Definitions(assets=[series_catalog, series_embeddings, series_watch_history, series_recommendations,
+                                 series_library], resources=build_resources(load_settings()))
     with instance_for_test() as instance:
         result = evaluate_automation_conditions(assets, instance)  # first evaluation: nothing is new yet
         assert result.total_requested == 0

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from aperture_assets.explanations import explain, parse, template
-from aperture_assets.recommend import (
+from aperture_assets.logic.explanations import explain, parse, template
+from aperture_assets.logic.recommend import (
     Catalog,
     History,
     Params,
@@ -15,7 +15,7 @@ from aperture_assets.recommend import (
     ranking_metrics,
     recommend,
 )
-from aperture_assets.scoring import Watched
+from aperture_assets.logic.scoring import Watched
 
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
 

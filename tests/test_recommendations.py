@@ -6,19 +6,20 @@ import json
 from types import SimpleNamespace
 
 import pytest
+from aperture_dev.fake_ai_server import FakeAIServer
+from aperture_dev.sample_server import SampleServer
 from dagster import instance_for_test, materialize
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from aperture_assets.catalog import series_catalog
-from aperture_assets.embeddings import series_embeddings
-from aperture_assets.quality import recommendation_quality
-from aperture_assets.recommendations import recommendations_exclude_started, series_recommendations
-from aperture_assets.users import users_partitions
-from aperture_assets.watch_history import series_watch_history
+from aperture_assets.defs.catalog.assets import series_catalog
+from aperture_assets.defs.embeddings.assets import series_embeddings
+from aperture_assets.defs.recommendations.assets import series_recommendations
+from aperture_assets.defs.recommendations.checks import recommendations_exclude_started
+from aperture_assets.defs.recommendations.quality import recommendation_quality
+from aperture_assets.defs.watch_history.assets import series_watch_history
+from aperture_assets.wiring.dagster_internals import partition_range_tags
+from aperture_assets.wiring.partitions import users_partitions
 from aperture_resources.ai import AIProviderResource
-from aperture_resources.fake_ai_server import FakeAIServer
 from aperture_resources.pipeline_config import PipelineConfig
-from aperture_resources.sample_server import SampleServer
 from tests.conftest import media_resource
 
 STARTED = {"alice": {"Breaking Bad", "The Wire", "Ozark", "The Sopranos", "Narcos", "Planet Earth", "Blue Planet II"},
@@ -26,7 +27,7 @@ STARTED = {"alice": {"Breaking Bad", "The Wire", "Ozark", "The Sopranos", "Narco
 
 
 def range_tags(keys: list[str]) -> dict[str, str]:
-    return {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}
+    return partition_range_tags(keys[0], keys[-1])
 
 
 @pytest.fixture(scope="module")

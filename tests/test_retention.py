@@ -2,13 +2,11 @@
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from dagster import DagsterInstance, asset, instance_for_test, materialize
 from dagster._core.storage.runs.schema import RunsTable
 
-from aperture_assets.retention import purge_old_runs
+from aperture_assets.defs.retention.jobs import purge_old_runs
 from aperture_resources.pipeline_config import PipelineConfig
-from aperture_resources.settings import ConfigError
 
 
 @asset
@@ -61,7 +59,3 @@ def test_a_newer_success_lets_the_old_one_go():
         job_name = instance.get_run_by_id(new).job_name
         assert {run.run_id for run in instance.get_runs() if run.job_name == job_name} == {new}
 
-
-def test_negative_retention_is_a_clear_error():
-    with pytest.raises(ConfigError, match="APERTURE_RUN_RETENTION_DAYS"):
-        PipelineConfig(run_retention_days=-1).retention_days()

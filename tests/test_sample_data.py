@@ -6,11 +6,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from aperture_dev.sample_server import synthetic
+from aperture_dev.sample_server.model import build_state
 
-from aperture_resources.sample_server import synthetic
-from aperture_resources.sample_server.model import build_state
-
-SAMPLE = Path(__file__).parents[1] / "aperture_resources" / "sample_server" / "sample_library.json"
+SAMPLE = Path(__file__).parents[1] / "dev" / "aperture_dev" / "sample_server" / "sample_library.json"
 LAST_ALLOWED = "2026-11-20T23:59:59Z"
 
 

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from aperture_assets.scoring import (
+from aperture_assets.logic.scoring import (
     Watched,
     blend,
     collaborative_scores,

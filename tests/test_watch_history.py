@@ -8,15 +8,16 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 from dagster import DagsterInstance, build_sensor_context, instance_for_test, materialize
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from psycopg.conninfo import conninfo_to_dict
 
-from aperture_assets.catalog import series_catalog
-from aperture_assets.users import media_users_sensor, users_partitions
-from aperture_assets.watch_history import FULL_READ_EVERY, full_read_reason, series_watch_history, sync_user
+from aperture_assets.defs.catalog.assets import series_catalog
+from aperture_assets.defs.users.sensors import media_users_sensor
+from aperture_assets.defs.watch_history.assets import FULL_READ_EVERY, full_read_reason, series_watch_history, sync_user
+from aperture_assets.wiring.dagster_internals import partition_range_tags
+from aperture_assets.wiring.partitions import users_partitions
 from aperture_resources import database as db
 from aperture_resources.database import DatabaseResource
-from aperture_resources.media_server.client import MediaServerError
+from aperture_resources.media_server.base import MediaServerError
 from aperture_resources.pipeline_config import PipelineConfig
 
 
@@ -36,7 +37,7 @@ def sync_catalog(resources):
 
 def sync_history(resources, instance: DagsterInstance, keys: list[str], raise_on_error=True):
     instance.add_dynamic_partitions(users_partitions.name, keys)
-    tags = {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}
+    tags = partition_range_tags(keys[0], keys[-1])
     return materialize([series_watch_history], resources=resources, instance=instance, tags=tags,
                        raise_on_error=raise_on_error)
 

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from aperture_assets.watch_rows import (
+from aperture_assets.logic.watch_rows import (
     enabled_user_ids,
     episode_states,
     merge_window,

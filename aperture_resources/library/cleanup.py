@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from aperture_resources.library.resource import LibraryResource, owner_of, short_id
 from aperture_resources.library.writer import remove_user_tree
-from aperture_resources.media_server.client import MediaServerClient
+from aperture_resources.media_server.base import MediaServerClient
 
 REFRESH_MARKER = ".refresh-pending"  # beside the user's library folder: files changed, rescan not done yet
 PLACEHOLDER_MARKER = ".placeholders-pending"  # rescanned, placeholders not all marked played yet

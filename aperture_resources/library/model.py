@@ -43,17 +43,16 @@ class PickedSeries:
 @dataclass(frozen=True)
 class LibraryOptions:
     mode: Literal["symlink", "strm"]
-    server_type: Literal["jellyfin", "emby"]
-    server_url: str  # base URL the media server plays from, for strm URLs
-    api_key_in_urls: str | None = None  # only when the user explicitly opted in; else None
+    server_url: str  # base URL the media server plays from (the placeholder .strm)
+    stream_url: str | None = None  # strm mode: the server's stream URL, "{item_id}" standing for the item
 
     def __post_init__(self) -> None:
         # Every tree holds at least the placeholder .strm, whose URL is built from server_url: Jellyfin
         # >= 10.11.8 skips .strm lines that are not http(s)/rtsp/rtp URLs, so reject anything else early.
         if self.mode not in ("symlink", "strm"):
             raise ValueError(f"unknown library mode {self.mode!r}")
-        if self.server_type not in ("jellyfin", "emby"):
-            raise ValueError(f"unknown server type {self.server_type!r}")
+        if self.mode == "strm" and "{item_id}" not in (self.stream_url or ""):
+            raise ValueError("strm mode needs a stream URL with {item_id}")
         if not self.server_url.lower().startswith(("http://", "https://")):
             raise ValueError(f"server_url must be an http(s) URL, got {self.server_url!r}")
 

@@ -12,15 +12,15 @@ import re
 from pathlib import Path, PurePosixPath
 
 from dagster import ConfigurableResource
+from pydantic import Field
 
 from aperture_resources.library.model import LibraryOptions
 from aperture_resources.library.naming import safe_component
-from aperture_resources.settings import ConfigError
+from aperture_resources.media_server import MediaServerClient, MediaServerResource
+from aperture_resources.settings import DEFAULT_LIBRARY_NAME, require_strm_opt_in
 
-DEFAULT_NAME = "{name}'s AI Picks - TV"
 SERIES_DIR = "ai-series"
 _OWNER = re.compile(r" \[([0-9a-z]{1,12})\]$")
-_ON = {"on", "true", "1", "yes"}
 
 
 def short_id(user_id: str) -> str:
@@ -35,21 +35,21 @@ def owner_of(folder_name: str) -> str | None:
 
 
 class LibraryResource(ConfigurableResource):
-    """APERTURE_LIBRARY_ROOT, APERTURE_MEDIA_SERVER_LIBRARY_ROOT, APERTURE_LIBRARY_MODE, APERTURE_LIBRARY_NAME and
-    APERTURE_LIBRARY_STRM_API_KEY."""
+    """The picks libraries: where aperture writes them (APERTURE_LIBRARY_ROOT), on which media server (nested:
+    the server's view of the same root is its `picks_root`), in which mode and under which name."""
 
-    root: str = ""  # where aperture writes; default <data dir>/libraries
-    server_root: str = ""  # the same folder as the media server sees it; default: root
-    data_dir: str = ".aperture"
-    mode: str = ""  # symlink | strm; empty = the mode that plays on the configured server
-    name_template: str = DEFAULT_NAME
-    strm_api_key: str = "off"
+    media_server: MediaServerResource
+    root: str = Field(description="Where aperture writes the per-user folders (APERTURE_LIBRARY_ROOT)")
+    mode: str = Field(default="symlink", description="symlink | strm (APERTURE_LIBRARY_MODE)")
+    name_template: str = Field(default=DEFAULT_LIBRARY_NAME, description="APERTURE_LIBRARY_NAME")
+    strm_api_key: bool = Field(default=False, description="Write the API key into .strm URLs "
+                               "(APERTURE_LIBRARY_STRM_API_KEY)")
 
     def local_root(self) -> Path:
-        return (Path(self.root) if self.root else Path(self.data_dir) / "libraries").absolute()
+        return Path(self.root).absolute()
 
     def media_server_root(self) -> str:
-        return (self.server_root or str(self.local_root())).rstrip("/") or "/"
+        return (self.media_server.picks_root or str(self.local_root())).rstrip("/") or "/"
 
     def users_dir(self) -> Path:
         return self.local_root() / "users"
@@ -85,30 +85,12 @@ class LibraryResource(ConfigurableResource):
         return min(owners) if owners else None
 
     def library_name(self, user_name: str) -> str:
-        try:
-            return self.name_template.format(name=user_name).strip()
-        except (KeyError, IndexError, ValueError):
-            raise ConfigError(f"APERTURE_LIBRARY_NAME may only use {{name}} (got {self.name_template!r}).") from None
+        return self.name_template.format(name=user_name).strip()
 
-    def resolved_mode(self, server_type: str) -> str:
-        """symlink unless set: .strm files need a stream URL, and a URL the server plays needs its API key."""
-        mode = self.mode.strip().lower() or "symlink"
-        if mode not in ("symlink", "strm"):
-            raise ConfigError(f"APERTURE_LIBRARY_MODE must be 'symlink' or 'strm' (got {self.mode!r}).")
-        if mode == "strm" and not self.key_opt_in():
-            raise ConfigError(
-                f"APERTURE_LIBRARY_MODE=strm cannot play on {server_type.capitalize()} without the API key inside "
-                "every .strm URL (local paths are ignored by Jellyfin 10.11.8+): set APERTURE_LIBRARY_STRM_API_KEY=on "
-                "to accept that secret on disk, or use APERTURE_LIBRARY_MODE=symlink."
-            )
-        return mode
-
-    def key_opt_in(self) -> bool:
-        return self.strm_api_key.strip().lower() in _ON
-
-    def options(self, server_type: str, server_url: str, api_key: str) -> LibraryOptions:
-        """Writer options. Symlink targets stay the server's own paths (the server follows the links)."""
-        kind = server_type.strip().lower()
-        mode = self.resolved_mode(kind)
-        key = api_key if mode == "strm" and self.key_opt_in() else None
-        return LibraryOptions(mode=mode, server_type=kind, server_url=server_url, api_key_in_urls=key)
+    def options(self, client: MediaServerClient) -> LibraryOptions:
+        """Writer options. Symlink targets stay the server's own paths (the server follows the links); strm
+        files hold the server's stream URLs, with the API key only when the user opted in."""
+        require_strm_opt_in(self.mode, self.strm_api_key)
+        key = self.media_server.api_key if self.mode == "strm" else None
+        return LibraryOptions(mode=self.mode, server_url=client.base_url,
+                              stream_url=client.stream_url_template(key) if self.mode == "strm" else None)

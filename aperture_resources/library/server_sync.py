@@ -9,7 +9,7 @@ Why each rule:
   picks library, plus the user's own picks library. Users with an explicit list only lose other users'
   picks libraries (and gain their own). Policies are read-modify-written whole: a partial body resets
   the fields it leaves out.
-- Emby's EnabledFolders hold the library Guid, Jellyfin's the library ItemId.
+- Which id a policy's EnabledFolders holds differs by server: the client's `permission_id` says.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from aperture_resources.media_server.client import MediaServerClient, MediaServerError
+from aperture_resources.media_server.base import MediaServerClient, MediaServerError
 from aperture_resources.settings import ConfigError
 
 PLACEHOLDER_SUFFIX = "-placeholder.strm"
@@ -27,11 +27,6 @@ PLACEHOLDER_SUFFIX = "-placeholder.strm"
 
 def norm_id(value: object) -> str:
     return str(value).replace("-", "").lower()
-
-
-def permission_id(folder: dict, kind: str) -> str:
-    """The id a user policy's EnabledFolders uses for this library."""
-    return str(folder.get("Guid") or folder["ItemId"]) if kind == "Emby" else str(folder["ItemId"])
 
 
 def _locations(folder: dict) -> list[str]:
@@ -72,20 +67,22 @@ def ensure_libraries(client: MediaServerClient, wanted: dict[str, tuple[str, str
     return folders, found, set(missing)
 
 
-def private_policy(policy: dict, folders: list[dict], kind: str, picks: set[str], own: set[str]) -> dict | None:
+def private_policy(policy: dict, folders: list[dict], permission_id: Callable[[dict], str], picks: set[str],
+                   own: set[str]) -> dict | None:
     """`policy` changed so that its user sees no picks library but their own; None if it already is so.
 
-    picks / own: normalised permission ids of every picks library / of this user's."""
+    permission_id: the server's id of a library in policies; picks / own: normalised permission ids of every
+    picks library / of this user's."""
     others = picks - own
     if policy.get("EnableAllFolders", True) is not False:
         if not others:
             return None
-        enabled = [permission_id(f, kind) for f in folders if norm_id(permission_id(f, kind)) not in others]
+        enabled = [permission_id(f) for f in folders if norm_id(permission_id(f)) not in others]
         return {**policy, "EnableAllFolders": False, "EnabledFolders": enabled}
     current = [str(x) for x in policy.get("EnabledFolders") or []]
     kept = [x for x in current if norm_id(x) not in others]
     have = {norm_id(x) for x in kept}
-    own_ids = [permission_id(f, kind) for f in folders if norm_id(permission_id(f, kind)) in own]
+    own_ids = [permission_id(f) for f in folders if norm_id(permission_id(f)) in own]
     added = [x for x in own_ids if norm_id(x) not in have]
     if kept == current and not added:
         return None
@@ -102,7 +99,7 @@ def enforce_privacy(client: MediaServerClient, users: list[dict], folders: list[
                     owner_of_folder: Callable[[dict], str | None], short_id: Callable[[str], str]) -> PolicyOutcome:
     """Apply `private_policy` to every user: one GET (fresh policy) and one POST per user that needs it, a few
     users at a time. A refused update is a warning, not a crash: the other users' privacy still gets enforced."""
-    picks = {norm_id(permission_id(f, client.kind)): owner_of_folder(f) for f in folders}
+    picks = {norm_id(client.permission_id(f)): owner_of_folder(f) for f in folders}
     picks = {pid: owner for pid, owner in picks.items() if owner is not None}
 
     def own(user: dict) -> set[str]:
@@ -111,7 +108,7 @@ def enforce_privacy(client: MediaServerClient, users: list[dict], folders: list[
     def update(user: dict) -> tuple[bool, str | None]:
         try:
             fresh = client.user(str(user["Id"])).get("Policy") or {}
-            policy = private_policy(fresh, folders, client.kind, set(picks), own(user))
+            policy = private_policy(fresh, folders, client.permission_id, set(picks), own(user))
             if policy is not None:
                 client.set_user_policy(str(user["Id"]), policy)
             return policy is not None, None
@@ -120,7 +117,7 @@ def enforce_privacy(client: MediaServerClient, users: list[dict], folders: list[
                            f"they may see other users' picks libraries: {exc}")
 
     stale = [u for u in users if u.get("Id")
-             and private_policy(u.get("Policy") or {}, folders, client.kind, set(picks), own(u)) is not None]
+             and private_policy(u.get("Policy") or {}, folders, client.permission_id, set(picks), own(u)) is not None]
     with ThreadPoolExecutor(client.concurrency) as pool:
         results = list(pool.map(update, stale))
     return PolicyOutcome([str(u["Id"]) for u, (done, _) in zip(stale, results, strict=True) if done],

@@ -55,13 +55,9 @@ class TreePlan:
 
 
 def stream_url(item_id: str, options: LibraryOptions) -> str:
-    """The server's static stream URL for an item; holds the API key only when the user opted in."""
-    prefix = "/emby" if options.server_type == "emby" else ""
-    url = f"{options.server_url.rstrip('/')}{prefix}/Videos/{quote(item_id, safe='')}/stream?static=true"
-    if options.api_key_in_urls:
-        key_param = "api_key" if options.server_type == "emby" else "ApiKey"
-        url += f"&{key_param}={quote(options.api_key_in_urls, safe='')}"
-    return url
+    """The server's static stream URL for an item (the media-server client built the template, with the API
+    key only when the user opted in)."""
+    return str(options.stream_url).replace("{item_id}", quote(item_id, safe=""))
 
 
 def placeholder_url(options: LibraryOptions) -> str:

@@ -1,47 +1,51 @@
-"""The Dagster resource that hands out a configured Jellyfin or Emby client."""
+"""The media server as a Dagster resource: one abstract resource, one subclass per server, each handing out
+its own client (the shape of Dagster's project_fully_featured HN resource). `SERVERS` maps the configured
+APERTURE_MEDIA_SERVER_TYPE to its resource class."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from dagster import ConfigurableResource
+from pydantic import Field
 
-from aperture_resources.media_server.client import EmbyClient, JellyfinClient, MediaServerClient
-from aperture_resources.settings import ConfigError
-
-CLIENTS: dict[str, type[MediaServerClient]] = {"jellyfin": JellyfinClient, "emby": EmbyClient}
+from aperture_resources.media_server.base import MediaServerClient
+from aperture_resources.media_server.emby import EmbyClient
+from aperture_resources.media_server.jellyfin import JellyfinClient
+from aperture_resources.settings import require_media_server, split_list
 
 
 class MediaServerResource(ConfigurableResource):
-    """Connection settings for the media server (APERTURE_MEDIA_SERVER_*)."""
+    """Connection to the media server (APERTURE_MEDIA_SERVER_*); values arrive validated by the settings."""
 
-    server_type: str = "jellyfin"
-    url: str = ""
-    api_key: str = ""
+    client_class: ClassVar[type[MediaServerClient]]
+
+    url: str = Field(default="", description="Base URL (APERTURE_MEDIA_SERVER_URL)")
+    api_key: str = Field(default="", description="API key (APERTURE_MEDIA_SERVER_API_KEY)")
+    concurrency: int = Field(default=4, description="Requests in flight (APERTURE_MEDIA_SERVER_CONCURRENCY)")
+    tv_libraries: str = Field(default="", description="TV libraries to sync, comma list (APERTURE_TV_LIBRARIES)")
+    picks_root: str = Field(default="", description="The picks library root as the server sees it; libraries "
+                            "under it are never read as catalog or history")
     timeout_seconds: float = 60.0
-    concurrency: int = 4
     page_size: int = 1000
     retries: int = 4
     backoff_seconds: float = 0.5
-    tv_libraries: str = ""
-    library_root: str = ""
 
     def client(self) -> MediaServerClient:
-        kind = self.server_type.strip().lower()
-        if kind not in CLIENTS:
-            raise ConfigError(f"APERTURE_MEDIA_SERVER_TYPE must be 'jellyfin' or 'emby', got {self.server_type!r}.")
-        if not self.url:
-            raise ConfigError("APERTURE_MEDIA_SERVER_URL is not set: point it at your Jellyfin or Emby server.")
-        if not self.url.startswith(("http://", "https://")):
-            raise ConfigError(f"APERTURE_MEDIA_SERVER_URL must start with http:// or https:// (got {self.url!r}).")
-        if not self.api_key:
-            raise ConfigError("APERTURE_MEDIA_SERVER_API_KEY is not set: create an API key in the server's dashboard.")
-        if not 1 <= self.concurrency <= 32:
-            raise ConfigError(f"APERTURE_MEDIA_SERVER_CONCURRENCY must be between 1 and 32 (got {self.concurrency}).")
-        return CLIENTS[kind](
-            self.url,
-            self.api_key,
-            timeout=self.timeout_seconds,
-            concurrency=self.concurrency,
-            page_size=self.page_size,
-            retries=self.retries,
-            backoff=self.backoff_seconds,
-        )
+        require_media_server(self.url, self.api_key)
+        return self.client_class(self.url, self.api_key, timeout=self.timeout_seconds, concurrency=self.concurrency,
+                                 page_size=self.page_size, retries=self.retries, backoff=self.backoff_seconds)
+
+    def wanted_libraries(self) -> list[str]:
+        return split_list(self.tv_libraries)
+
+
+class JellyfinServer(MediaServerResource):
+    client_class = JellyfinClient
+
+
+class EmbyServer(MediaServerResource):
+    client_class = EmbyClient
+
+
+SERVERS: dict[str, type[MediaServerResource]] = {"jellyfin": JellyfinServer, "emby": EmbyServer}

@@ -18,17 +18,11 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
+from aperture_dev.sample_server import SAMPLE_LIBRARY, SampleServer, load_sample_library
 
-from aperture_assets.watch_rows import WATCH_FIELDS
-from aperture_resources.media_server.client import (
-    EPISODE_FIELDS,
-    SEASON_FIELDS,
-    SERIES_FIELDS,
-    EmbyClient,
-    JellyfinClient,
-    MediaServerClient,
-)
-from aperture_resources.sample_server import SAMPLE_LIBRARY, SampleServer, load_sample_library
+from aperture_assets.logic.watch_rows import WATCH_FIELDS
+from aperture_resources.media_server import EmbyClient, JellyfinClient, MediaServerClient
+from aperture_resources.media_server.base import EPISODE_FIELDS, SEASON_FIELDS, SERIES_FIELDS
 
 from .openapi import SPECS, Contract, ContractError, contract
 

@@ -6,21 +6,21 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aperture_dev.fake_ai_server import FakeAIServer
+from aperture_dev.sample_server import SampleServer
 from dagster import DagsterInstance, materialize
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from aperture_assets.catalog import series_catalog
-from aperture_assets.embeddings import series_embeddings
-from aperture_assets.library import series_library
-from aperture_assets.recommendations import series_recommendations
-from aperture_assets.users import apply_user_partitions
-from aperture_assets.watch_history import series_watch_history
+from aperture_assets.defs.catalog.assets import series_catalog
+from aperture_assets.defs.embeddings.assets import series_embeddings
+from aperture_assets.defs.library.assets import series_library
+from aperture_assets.defs.recommendations.assets import series_recommendations
+from aperture_assets.defs.watch_history.assets import series_watch_history
+from aperture_assets.wiring.dagster_internals import partition_range_tags
+from aperture_assets.wiring.partitions import apply_user_partitions
 from aperture_resources.ai import AIProviderResource
 from aperture_resources.database import DatabaseResource
-from aperture_resources.fake_ai_server import FakeAIServer
 from aperture_resources.library.resource import LibraryResource
 from aperture_resources.pipeline_config import PipelineConfig
-from aperture_resources.sample_server import SampleServer
 from tests.conftest import media_resource
 
 MEDIA_KEY = "media-secret-Zq8vW3"  # distinctive, so a leak is found by a plain substring search
@@ -62,7 +62,8 @@ class World:
     def resources(self) -> dict:
         media = media_resource(self.server, **{"api_key": MEDIA_KEY, "page_size": 50, **self.media})
         return {"media_server": media, "database": self.database, "pipeline": PipelineConfig(),
-                "ai": ai_resource(self.ai, **self.ai_options), "library": LibraryResource(root=str(self.root))}
+                "ai": ai_resource(self.ai, **self.ai_options),
+                "library": LibraryResource(media_server=media, root=str(self.root))}
 
     def run(self, stages: tuple[str, ...] = STAGES) -> dict:
         """Sync users to partitions (as `aperture run` does), then each stage as its own Dagster run, in the
@@ -71,8 +72,7 @@ class World:
         keys = sorted(apply_user_partitions(self.instance, res["media_server"], res["database"], res["pipeline"]))
         results = {}
         for stage in stages:
-            tags = {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]} \
-                if stage in PER_USER else {}
+            tags = partition_range_tags(keys[0], keys[-1]) if stage in PER_USER else {}
             result = materialize([ASSETS[stage]], resources=res, instance=self.instance, tags=tags,
                                  raise_on_error=False)
             results[stage] = result

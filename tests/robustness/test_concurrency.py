@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from dagster import instance_for_test
 
-from aperture_assets.run import RunInProgressError, run_lock, run_stages
+from aperture_assets.cli.run import RunInProgressError, run_lock, run_stages
 from aperture_resources.database import DatabaseResource
 from tests.robustness.helpers import AI_KEY, MEDIA_KEY, diff, server_libraries, snapshot
 
@@ -54,11 +54,11 @@ def test_two_cli_runs_at_once_slow(make_world, clean_run, tmp_path):
 def test_a_run_while_another_holds_the_lock_exits_clearly(make_world):
     from dagster import Definitions
 
-    from aperture_assets.jobs import JOBS
+    from aperture_assets.defs.catalog.jobs import sync_series
     from tests.robustness.helpers import ASSETS
 
     world = make_world()
-    defs = Definitions(assets=list(ASSETS.values()), jobs=JOBS[:1], resources=world.resources())
+    defs = Definitions(assets=list(ASSETS.values()), jobs=[sync_series], resources=world.resources())
     with instance_for_test() as instance, run_lock(world.database.url):
         with pytest.raises(RunInProgressError, match=r"another aperture run is in progress \(started \d{4}-"):
             run_stages(defs, instance, echo=lambda line: None)

@@ -9,9 +9,9 @@ import threading
 import time
 
 import pytest
+from aperture_dev.sample_server.server import FaultPlan
 
 from aperture_resources.media_server import MediaServerError
-from aperture_resources.sample_server.server import FaultPlan
 from tests.robustness.helpers import (
     STAGES,
     diff,

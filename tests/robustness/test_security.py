@@ -12,17 +12,8 @@ import pytest
 from dagster import Definitions, instance_for_test
 from dagster._serdes import serialize_value
 
-from aperture_assets.automation import with_automation
-from aperture_assets.catalog import series_catalog
-from aperture_assets.checks import CHECKS
-from aperture_assets.embeddings import series_embeddings
-from aperture_assets.jobs import JOBS
-from aperture_assets.library import series_library
-from aperture_assets.quality import recommendation_quality
-from aperture_assets.recommendations import series_recommendations
-from aperture_assets.resources import build_resources
-from aperture_assets.run import run_stages
-from aperture_assets.watch_history import series_watch_history
+from aperture_assets.cli.run import run_stages
+from aperture_assets.definitions import defs
 from aperture_resources.settings import ConfigError
 from tests.robustness.helpers import AI_KEY, MEDIA_KEY, failure_messages, library_tree, ok
 
@@ -34,10 +25,7 @@ SECRETS = (MEDIA_KEY, AI_KEY, WRONG_MEDIA_KEY, WRONG_AI_KEY)
 
 def definitions() -> Definitions:
     """The product's Definitions, with resources read from the (patched) environment as `aperture run` does."""
-    return Definitions(
-        assets=with_automation([series_catalog, series_embeddings, series_watch_history, series_recommendations,
-                                series_library, recommendation_quality]),
-        asset_checks=CHECKS, jobs=JOBS, resources=build_resources())
+    return defs()
 
 
 def everything_recorded(instance) -> str:

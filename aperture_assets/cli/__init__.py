@@ -1,0 +1,5 @@
+"""The `aperture` command line."""
+
+from aperture_assets.cli.main import main
+
+__all__ = ["main"]

@@ -1,0 +1,205 @@
+"""The `aperture` command: run the pipeline, start the Dagster UI, check the setup, manage the database.
+
+Every command resolves the database first (starting the embedded PostgreSQL when
+APERTURE_DATABASE_URL is unset) and points Dagster's instance storage at it, so run history
+persists across commands with no separate server to install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from aperture_resources.settings import ConfigError, Settings, load_settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def prepare_environment(settings: Settings) -> dict[str, str]:
+    """Resolve the database, write DAGSTER_HOME/dagster.yaml and export what child processes need."""
+    from aperture_resources.database import resolve_urls
+
+    app_url, dagster_url = resolve_urls(settings.database_url.get_secret_value(), settings.data_dir)
+    home = settings.data_dir.absolute() / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    source = PROJECT_ROOT / "dagster.yaml"
+    if not source.exists():
+        raise ConfigError(f"dagster.yaml was not found beside the package ({source}); install aperture from "
+                          "its source tree (pip install -e .).")
+    shutil.copyfile(source, home / "dagster.yaml")
+    exported = {
+        "APERTURE_DATABASE_URL": app_url,
+        "APERTURE_DAGSTER_STORAGE_URL": dagster_url,
+        "DAGSTER_HOME": str(home),
+        "APERTURE_DATA_DIR": str(settings.data_dir.absolute()),
+    }
+    os.environ.update(exported)
+    return exported
+
+
+def open_instance():
+    """The persistent Dagster instance. Its first use creates Dagster's tables, and two processes doing that at
+    once collide (a duplicate alembic_version row), so processes take turns under an advisory lock."""
+    from dagster import DagsterInstance
+
+    from aperture_resources.database import DatabaseResource
+
+    with DatabaseResource(url=os.environ["APERTURE_DATABASE_URL"]).exclusive("dagster storage"):
+        return DagsterInstance.get()
+
+
+def run_pipeline(selected: Sequence[str] | None = None) -> int:
+    """Run the pipeline once through Dagster on the persistent instance, print progress and a summary;
+    returns the exit code (1 if a stage failed)."""
+    from aperture_assets.cli.run import run_stages
+    from aperture_assets.definitions import defs
+    from aperture_assets.wiring.stage import pool_storage_connections
+
+    with open_instance() as instance:
+        pool_storage_connections(instance)
+        results = run_stages(defs(), instance, selected, echo=lambda line: print(f"aperture: {line}"))
+    print("\n".join(summary_lines(results)))
+    failed = [r for r in results if not r.success]
+    if failed:
+        print(f"aperture: stage {failed[0].name} failed: {failed[0].error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def summary_lines(results) -> list[str]:
+    """Stage durations, then one line per enabled user: picks and where their library is."""
+    from aperture_resources.database import DatabaseResource
+
+    lines = ["", "| Stage | Result | Seconds | Dagster run |", "|---|---|---|---|"]
+    lines += [f"| {r.name} | {'ok' if r.success else 'FAILED'} | {r.seconds:.1f} | {r.run_id[:8]} |" for r in results]
+    with DatabaseResource(url=os.environ["APERTURE_DATABASE_URL"]).connect() as conn:
+        series, episodes = conn.execute(
+            "SELECT (SELECT count(*) FROM series WHERE removed_at IS NULL),"
+            " (SELECT count(*) FROM episodes WHERE removed_at IS NULL)").fetchone()
+        users = conn.execute(
+            "SELECT u.name, count(r.rank), bool_or(r.cold_start), "
+            " string_agg(s.name, ', ' ORDER BY r.rank) FILTER (WHERE r.rank <= 3) "
+            "FROM media_users u LEFT JOIN latest_recommendations r ON r.user_id = u.id "
+            "LEFT JOIN series s ON s.id = r.series_id "
+            "WHERE u.removed_at IS NULL AND NOT u.is_disabled GROUP BY u.name ORDER BY u.name").fetchall()
+    lines += ["", f"catalog: {series} series, {episodes} episodes", "",
+              "| User | Picks | Top picks |", "|---|---|---|"]
+    for name, count, cold, top in users:
+        lines.append(f"| {name} | {count}{' (cold start)' if cold else ''} | {top or ''} |")
+    return lines
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    settings.require_media_server()
+    prepare_environment(settings)
+    return run_pipeline(args.select)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Serve the bundled sample library on 127.0.0.1 and run the whole pipeline (and the quality report)."""
+    from aperture_dev.sample_server import SampleServer, load_sample_library
+
+    from aperture_assets.cli.run import SPEC_STAGES
+
+    server = SampleServer(load_sample_library(), mode="jellyfin", api_key="demo-key").start()
+    try:
+        os.environ.update({
+            "APERTURE_MEDIA_SERVER_TYPE": "jellyfin",
+            "APERTURE_MEDIA_SERVER_URL": server.url,
+            "APERTURE_MEDIA_SERVER_API_KEY": "demo-key",
+        })
+        settings = load_settings()
+        prepare_environment(settings)
+        print(f"aperture demo: sample Jellyfin server at {server.url}, data in {settings.data_dir.absolute()}")
+        code = run_pipeline(args.select or (*SPEC_STAGES, "evaluate_recommendations"))
+        print(f"aperture demo: {server.request_count} requests to the sample server. "
+              "See the runs with `.venv/bin/aperture dev`.")
+    finally:
+        server.stop()
+    return code
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    prepare_environment(settings)
+    open_instance().dispose()  # the webserver and the daemon start at once: create Dagster's tables first
+    dagster = Path(sys.executable).with_name("dagster")
+    command = [str(dagster), "dev", "-m", "aperture_assets.definitions", "-h", args.host, "-p", str(args.port)]
+    os.execv(command[0], command)
+    return 0  # not reached
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from aperture_assets.cli.doctor import doctor
+
+    return doctor(print)
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if args.action == "stop":
+        from aperture_resources.database import stop_embedded
+
+        print("embedded PostgreSQL stopped" if stop_embedded(settings.data_dir) else "embedded PostgreSQL not running")
+        return 0
+    from aperture_resources.database import migrate
+
+    env = prepare_environment(settings)
+    if args.action == "upgrade":
+        migrate(env["APERTURE_DATABASE_URL"])
+        print("database schema is up to date")
+    else:
+        print(env["APERTURE_DATABASE_URL"])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from aperture_assets.cli.run import STAGE_NAMES
+
+    parser = argparse.ArgumentParser(prog="aperture", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, func, text in (("run", cmd_run, "materialize the whole pipeline once"),
+                             ("demo", cmd_demo, "run the pipeline against the bundled sample server")):
+        command = sub.add_parser(name, help=text)
+        command.add_argument("--select", nargs="+", metavar="STAGE", choices=STAGE_NAMES,
+                             help=f"only these stages, in pipeline order: {', '.join(STAGE_NAMES)} "
+                                  "(default: all but evaluate_recommendations, which the demo adds)")
+        command.set_defaults(func=func)
+    dev = sub.add_parser("dev", help="start the Dagster UI with the embedded defaults")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=3000)
+    dev.set_defaults(func=cmd_dev)
+    sub.add_parser("doctor", help="check configuration, database and media server").set_defaults(func=cmd_doctor)
+    db = sub.add_parser("db", help="database maintenance")
+    db.add_argument("action", choices=["upgrade", "url", "stop"])
+    db.set_defaults(func=cmd_db)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from dotenv import load_dotenv
+
+    load_dotenv(".env", override=False)  # same convention as `dagster dev`
+    warnings.filterwarnings("ignore", message=".*(beta|preview).*", category=Warning)  # Dagster API notices
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"aperture: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        from aperture_resources.media_server import MediaServerError
+
+        if isinstance(exc, MediaServerError | RuntimeError):
+            print(f"aperture: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

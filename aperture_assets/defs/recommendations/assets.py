@@ -1,0 +1,152 @@
+"""`series_recommendations[user]`: the spec's generate-series-recommendations, one partition per user.
+
+The taste profile is rebuilt from episode history on every run (never cached). Candidates come from
+pgvector nearest neighbours of the user's watched shows, shows co-watched by other users, and the
+server's most popular shows; `recommend` ranks them. Each run is stored with its parameters, so the
+latest list per user is well defined; older runs beyond a few are pruned.
+"""
+
+
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from dagster import (
+    AssetExecutionContext,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from aperture_assets.logic.explanations import explain
+from aperture_assets.logic.recommend import Catalog, History, Params, Result, recommend, taste
+from aperture_assets.logic.scoring import Watched
+from aperture_assets.wiring.automation import NEW_USER
+from aperture_assets.wiring.partitions import users_partitions
+from aperture_assets.wiring.stage import stage_body
+from aperture_resources.ai import AIProviderResource
+from aperture_resources.database import DatabaseResource
+from aperture_resources.pipeline_config import PipelineConfig
+from aperture_resources.recommendation_store import (
+    as_matrix,
+    count_without_vector,
+    nearest_shows,
+    prune_runs,
+    save_run,
+    shows,
+    user_histories,
+)
+
+KEEP_RUNS = 5
+NEIGHBOURS = 100
+POPULAR_POOL = 50
+
+
+def load_world(conn, model: str) -> tuple[Catalog, dict[str, list[History]]]:
+    """Every show with a vector for `model`, and every enabled user's history by show."""
+    rows = shows(conn, model)
+    catalog = Catalog(
+        shows=[r[0] for r in rows], series_ids=[r[1] for r in rows], names=[r[2] for r in rows],
+        ratings=[r[4] for r in rows], genres=[list(r[5] or []) for r in rows], vectors=as_matrix([r[6] for r in rows]),
+    )
+    histories: dict[str, list[History]] = defaultdict(list)
+    for user_id, show, state, watched, available, plays, fav, last, started in user_histories(conn):
+        histories[user_id].append(History(show, state, Watched(show, watched, available, plays, fav, last), started))
+    catalog.count_watchers(histories)
+    return catalog, dict(histories)
+
+
+def candidate_pool(conn, model: str, catalog: Catalog, mine: dict[str, float],
+                   others: dict[str, dict[str, float]]) -> set[str]:
+    """pgvector neighbours of the user's shows, shows co-watched by users who share a show, and the
+    server's most popular shows."""
+    shows = [s for s in mine if s in catalog.index]
+    anchors = [catalog.series_ids[catalog.index[s]] for s in shows]
+    dims = catalog.vectors.shape[1] if catalog.vectors.size else 0
+    pool = nearest_shows(conn, model, dims, anchors, NEIGHBOURS) if dims else set()
+    for weights in others.values():
+        if weights.keys() & set(shows):
+            pool |= weights.keys()
+    popular = sorted(range(len(catalog.shows)), key=lambda i: -catalog.popularity[i])[:POPULAR_POOL]
+    return pool | {catalog.shows[i] for i in popular}
+
+
+def tastes(histories: dict[str, list[History]], now: datetime, params: Params) -> dict[str, dict[str, float]]:
+    """Every user's taste weights, computed once per run (each user's picks use everyone else's)."""
+    return {uid: taste(h, now, params.half_life_days) for uid, h in histories.items()}
+
+
+def recommend_user(conn, model: str, catalog: Catalog, histories: dict[str, list[History]],
+                   weights: dict[str, dict[str, float]], user_id: str, params: Params, now: datetime) -> Result:
+    others = {uid: w for uid, w in weights.items() if uid != user_id}
+    pool = candidate_pool(conn, model, catalog, weights.get(user_id, {}), others)
+    return recommend(catalog, histories.get(user_id, []), others, now, params, pool)
+
+
+@asset(
+    automation_condition=NEW_USER,
+    pool="ai_provider",
+    deps=["series_watch_history", "series_embeddings"],
+    partitions_def=users_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name="recommendations",
+    kinds={"postgres", "pgvector"},
+    description="Per-user ranked picks with score components, evidence and optional explanations "
+    "(the spec's generate-series-recommendations).",
+)
+@stage_body
+def series_recommendations(
+    context: AssetExecutionContext, ai: AIProviderResource, database: DatabaseResource, pipeline: PipelineConfig
+) -> MaterializeResult:
+    started = time.perf_counter()
+    params = Params(count=pipeline.recommendations_per_user)
+    explanations = pipeline.explanations
+    model = ai.model_key()
+    now = datetime.now(UTC)
+    totals = {"run_users": 0, "run_picks": 0, "run_cold_start_users": 0, "run_template_explanations": 0}
+    with database.connect() as conn:
+        catalog, histories = load_world(conn, model)
+        no_vector = count_without_vector(conn, model)
+        weights = tastes(histories, now, params)
+        for user_id in context.partition_keys:
+            user_started = time.perf_counter()
+            result = recommend_user(conn, model, catalog, histories, weights, user_id, params, now)
+            texts, templated = explain(result.picks, ai.chat) if explanations else ([None] * len(result.picks), 0)
+            picks = [(p.rank, p.series_id, p.score, p.components, p.evidence, text)
+                     for p, text in zip(result.picks, texts, strict=True)]
+            save_run(conn, user_id, model, {**params.as_dict(), "explanations": explanations}, result.cold_start,
+                     context.run_id, picks)
+            prune_runs(conn, user_id, KEEP_RUNS)
+            conn.commit()  # each user's list lands on its own, whatever happens to the next one
+            totals["run_users"] += 1
+            totals["run_picks"] += len(picks)
+            totals["run_cold_start_users"] += result.cold_start
+            totals["run_template_explanations"] += templated
+            context.add_asset_metadata(
+                user_metadata(result, no_vector, time.perf_counter() - user_started), partition_key=user_id)
+    return MaterializeResult(metadata={
+        **totals, "model": model, "catalog_shows": len(catalog.shows),
+        "run_duration_seconds": round(time.perf_counter() - started, 3),
+    })
+
+
+def user_metadata(result: Result, no_vector: int, seconds: float) -> dict:
+    lines = ["| Rank | Title | Score | Because you watched |", "|---|---|---|---|"]
+    for p in result.picks:
+        because = ", ".join(f"{e['name']} ({e['similarity']:.2f})" for e in p.evidence) or "popular on this server"
+        lines.append(f"| {p.rank} | {_cell(p.name)} | {p.score:.3f} | {_cell(because)} |")
+    excluded = {f"excluded_{state}": result.excluded.get(state, 0)
+                for state in ("in_progress", "caught_up", "completed")}
+    return {
+        "picks": len(result.picks),
+        "cold_start": result.cold_start,
+        **excluded,
+        "excluded_no_vector": no_vector,
+        "duration_seconds": round(seconds, 3),
+        "ranked": MetadataValue.md("\n".join(lines)),
+    }
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")

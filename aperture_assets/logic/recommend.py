@@ -1,0 +1,223 @@
+"""Ranking picks for one user, and the two baselines it is measured against (pure, no I/O).
+
+`recommend` applies the spec's exclusion table (started, caught-up and completed shows are out; a
+show being Ended is never a reason), scores the rest with the blend in `scoring`, and picks a
+diverse top N with MMR. Users without history get a cold-start list (popular on this server, then
+highly rated), marked as such.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from aperture_assets.logic.scoring import (
+    HALF_LIFE_DAYS,
+    MMR_LAMBDA,
+    TOP_K,
+    WEIGHTS,
+    Watched,
+    blend,
+    collaborative_scores,
+    content_scores,
+    mmr,
+    rating_prior,
+    taste_weight,
+)
+
+EXCLUDED_STATES = ("in_progress", "caught_up", "completed")
+EVIDENCE = 3
+
+
+@dataclass(frozen=True)
+class History:
+    """What one user did with one show (duplicate copies merged)."""
+
+    show: str
+    state: str
+    watched: Watched
+    started_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Params:
+    count: int = 12
+    top_k: int = TOP_K
+    mmr_lambda: float = MMR_LAMBDA
+    half_life_days: float = HALF_LIFE_DAYS
+
+    def as_dict(self) -> dict:
+        return {"count": self.count, "top_k": self.top_k, "mmr_lambda": self.mmr_lambda,
+                "half_life_days": self.half_life_days, "weights": WEIGHTS}
+
+
+@dataclass
+class Catalog:
+    """Every active show with a vector: parallel lists plus an L2-normalised matrix."""
+
+    shows: list[str]
+    series_ids: list[str]
+    names: list[str]
+    ratings: list[float | None]
+    genres: list[list[str]]
+    vectors: np.ndarray
+    popularity: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def __post_init__(self) -> None:
+        self.index = {show: i for i, show in enumerate(self.shows)}
+        if len(self.popularity) != len(self.shows):
+            self.popularity = np.zeros(len(self.shows))
+
+    def count_watchers(self, histories: Mapping[str, Sequence[History]]) -> None:
+        """Popularity = how many users have watched at least one episode of each show."""
+        counts = Counter(h.show for hs in histories.values() for h in hs if h.watched.episodes_watched > 0)
+        self.popularity = np.array([counts.get(s, 0) for s in self.shows], dtype=float)
+
+
+@dataclass(frozen=True)
+class Pick:
+    rank: int
+    show: str
+    series_id: str
+    name: str
+    score: float
+    components: dict
+    evidence: list[dict]
+
+
+@dataclass
+class Result:
+    picks: list[Pick]
+    cold_start: bool
+    excluded: dict[str, int]
+
+
+def taste(history: Sequence[History], now: datetime, half_life_days: float = HALF_LIFE_DAYS) -> dict[str, float]:
+    """Show -> taste weight, for shows with any watching or a favourite."""
+    return {h.show: taste_weight(h.watched, now, half_life_days) for h in history
+            if h.watched.episodes_watched > 0 or h.watched.is_favorite}
+
+
+def recommend(catalog: Catalog, history: Sequence[History], others: Mapping[str, Mapping[str, float]],
+              now: datetime, params: Params = Params(), pool: set[str] | None = None) -> Result:
+    """Rank picks for one user. `others`: every other user's taste weights (collaborative signal);
+    `pool`: the candidate shows to consider (None = the whole catalog)."""
+    excluded = Counter(h.state for h in history if h.state in EXCLUDED_STATES)
+    blocked = {h.show for h in history if h.state in EXCLUDED_STATES}
+    candidates = [i for i, show in enumerate(catalog.shows)
+                  if show not in blocked and (pool is None or show in pool)]
+    mine = {show: w for show, w in taste(history, now, params.half_life_days).items() if show in catalog.index}
+    if not candidates:
+        return Result([], not mine, dict(excluded))
+    vectors = catalog.vectors[candidates]
+    rating = rating_prior([catalog.ratings[i] for i in candidates])
+    popularity = _unit(catalog.popularity[candidates])
+    if not mine:
+        scores = 0.6 * popularity + 0.4 * rating
+        order = np.argsort(-scores, kind="stable")[: params.count]
+        picks = [_pick(catalog, candidates[i], r, scores[i], {"popularity": popularity[i], "rating": rating[i]}, [])
+                 for r, i in enumerate(order, start=1)]
+        return Result(picks, True, dict(excluded))
+
+    anchors = list(mine)
+    rows = [catalog.index[s] for s in anchors]
+    weights = np.array([mine[s] for s in anchors])
+    same = np.asarray(candidates)[:, None] == np.asarray(rows)[None, :]
+    content, sims = content_scores(vectors, catalog.vectors[rows], weights, params.top_k, same)
+    content_n = _unit(content - content.min()) if len(content) else content
+    collab = collaborative_scores(mine, others, [catalog.shows[i] for i in candidates])
+    scores = blend(content_n, collab, rating)
+    order = mmr(scores, vectors, params.count, params.mmr_lambda)
+    picks = []
+    for rank, i in enumerate(order, start=1):
+        best = np.argsort(-sims[i])[:EVIDENCE]
+        evidence = [{"series_id": catalog.series_ids[rows[j]], "name": catalog.names[rows[j]],
+                     "similarity": round(float(sims[i, j]), 3)} for j in best if sims[i, j] > -1.0]
+        components = {"content": content[i], "collaborative": collab[i], "rating": rating[i]}
+        picks.append(_pick(catalog, candidates[i], rank, scores[i], components, evidence))
+    return Result(picks, False, dict(excluded))
+
+
+def _pick(catalog: Catalog, row: int, rank: int, score: float, components: dict, evidence: list[dict]) -> Pick:
+    return Pick(rank, catalog.shows[row], catalog.series_ids[row], catalog.names[row], round(float(score), 4),
+                {k: round(float(v), 4) for k, v in components.items()}, evidence)
+
+
+def _unit(values: np.ndarray) -> np.ndarray:
+    peak = values.max() if len(values) else 0.0
+    return values / peak if peak > 0 else np.zeros_like(values, dtype=float)
+
+
+# -- baselines for the offline evaluation -----------------------------------------------------------
+
+def popular_baseline(catalog: Catalog, history: Sequence[History], count: int) -> list[str]:
+    """Most-watched shows on the server the user hasn't started (ties: community rating)."""
+    seen = {h.show for h in history if h.state in EXCLUDED_STATES}
+    order = sorted((i for i, s in enumerate(catalog.shows) if s not in seen),
+                   key=lambda i: (-catalog.popularity[i], -(catalog.ratings[i] or 0.0), catalog.shows[i]))
+    return [catalog.shows[i] for i in order[:count]]
+
+
+def prior_tool_weight(w: Watched, now: datetime) -> float:
+    """The prior tool's taste weight (prior-art.md): 1 + log10(episodes), completion and favourite
+    multipliers, 180-day recency half-life with a 0.25 floor."""
+    weight = 1.0 + math.log10(max(w.episodes_watched, 1))
+    completion = w.episodes_watched / w.episodes_available if w.episodes_available else 0.0
+    weight *= 1.5 if completion > 0.9 else 1.2 if completion > 0.5 else 1.0
+    weight *= 1.5 if w.is_favorite else 1.0
+    if w.last_watched_at is not None:
+        age = max((now - w.last_watched_at).total_seconds() / 86400.0, 0.0)
+        weight *= max(0.5 ** (age / 180.0), 0.25)
+    return weight
+
+
+def _rating_tier(rating: float | None) -> float:
+    if rating is None:
+        return 0.5
+    return next((score for floor, score in ((8.5, 1.0), (7.5, 0.8), (6.5, 0.6), (5.5, 0.4)) if rating >= floor), 0.2)
+
+
+def prior_tool_baseline(catalog: Catalog, history: Sequence[History], now: datetime, count: int) -> list[str]:
+    """The prior tool's content-only ranking as published: one averaged taste vector, any started
+    show excluded, 0.4 similarity + 0.2 genre novelty + 0.2 rating tier + 0.2 greedy genre diversity."""
+    watched = [h for h in history if (h.watched.episodes_watched > 0 or h.watched.is_favorite)
+               and h.show in catalog.index]
+    started = {h.show for h in history if h.watched.episodes_watched > 0 or h.state == "in_progress"}
+    candidates = [i for i, s in enumerate(catalog.shows) if s not in started]
+    if not watched or not candidates:
+        return popular_baseline(catalog, history, count)
+    profile = sum(prior_tool_weight(h.watched, now) * catalog.vectors[catalog.index[h.show]] for h in watched)
+    profile = profile / max(np.linalg.norm(profile), 1e-12)
+    seen_genres = Counter(g for h in watched for g in catalog.genres[catalog.index[h.show]])
+    base = {}
+    for i in candidates:
+        genres = catalog.genres[i]
+        novelty = sum(1 for g in genres if g not in seen_genres) / len(genres) if genres else 0.5
+        base[i] = 0.4 * float(catalog.vectors[i] @ profile) + 0.2 * novelty + 0.2 * _rating_tier(catalog.ratings[i])
+    chosen: list[int] = []
+    picked_genres: Counter = Counter()
+    while len(chosen) < min(count, len(candidates)):
+        def total(i: int) -> float:
+            genres = catalog.genres[i]
+            overlap = sum(1 for g in genres if picked_genres[g]) / len(genres) if genres else 0.0
+            return base[i] + 0.2 * (1.0 - overlap)
+
+        best = max((i for i in candidates if i not in chosen), key=total)
+        chosen.append(best)
+        picked_genres.update(catalog.genres[best])
+    return [catalog.shows[i] for i in chosen]
+
+
+def ranking_metrics(ranked: Sequence[str], relevant: set[str], k: int) -> dict[str, float]:
+    """hit-rate@k, recall@k and nDCG@k of one ranked list."""
+    top = list(ranked)[:k]
+    gains = [1.0 / math.log2(r + 2) for r, show in enumerate(top) if show in relevant]
+    ideal = sum(1.0 / math.log2(r + 2) for r in range(min(len(relevant), k)))
+    hits = len(gains)
+    return {"hit_rate": float(hits > 0), "recall": hits / len(relevant) if relevant else 0.0,
+            "ndcg": sum(gains) / ideal if ideal else 0.0}

@@ -1,0 +1,35 @@
+"""The only place aperture reaches into Dagster's private modules, because no public API exists for these:
+
+- the run tags that make one run cover a range of partitions: `RunRequest` and `execute_in_process` take a
+  single `partition_key` only, and per-user stages run as ONE run over every user (a range);
+- the status of a step in a finished run, which `aperture run` reports per stage from `get_run_step_stats`;
+- a copy of a schedule in another time zone: the stages declare their schedules without reading the
+  environment, and `defs()` applies APERTURE_TIMEZONE (`ScheduleDefinition.with_attributes` copies only the
+  job and metadata; this mirrors it).
+
+If a Dagster upgrade moves them, this module is what changes.
+"""
+
+from dagster import ScheduleDefinition
+from dagster._core.execution.stats import StepEventStatus
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+
+def partition_range_tags(first: str, last: str) -> dict[str, str]:
+    """Tags of a run over the partitions from `first` to `last`."""
+    return {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+
+
+def step_succeeded(step_stats) -> bool:
+    return step_stats is not None and step_stats.status == StepEventStatus.SUCCESS
+
+
+def in_timezone(schedule: ScheduleDefinition, timezone: str) -> ScheduleDefinition:
+    """The same schedule (cron, job, evaluation function, status, description) evaluated in `timezone`."""
+    return ScheduleDefinition.dagster_internal_init(
+        name=schedule.name, cron_schedule=schedule.cron_schedule, job_name=None, run_config=None,
+        run_config_fn=None, tags=schedule.tags, tags_fn=None, metadata=schedule.metadata, should_execute=None,
+        environment_vars=schedule.environment_vars, execution_timezone=timezone,
+        execution_fn=schedule._execution_fn, description=schedule.description, job=schedule.job,
+        default_status=schedule.default_status, required_resource_keys=schedule._raw_required_resource_keys,
+        target=None, owners=schedule.owners)

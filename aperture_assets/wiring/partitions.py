@@ -1,0 +1,48 @@
+"""Media-server users as Dagster dynamic partitions (keyed by server user id), and how they follow the server:
+the `media_users` sensor and `aperture run` both apply `user_partition_changes`."""
+
+from dagster import DagsterInstance, DynamicPartitionsDefinition
+
+from aperture_assets.logic.watch_rows import enabled_user_ids, unknown_users, user_row
+from aperture_resources.database import DatabaseResource
+from aperture_resources.media_server import MediaServerResource
+from aperture_resources.pipeline_config import PipelineConfig
+from aperture_resources.settings import ConfigError
+from aperture_resources.watch_store import sync_users
+
+users_partitions = DynamicPartitionsDefinition(name="users")
+
+
+def check_wanted_users(users: list[dict], wanted: list[str]) -> None:
+    """A name in APERTURE_USERS that matches no user is a typo, not a user to drop: stop with the close names."""
+    unknown = unknown_users(users, wanted)
+    if unknown:
+        said = "; ".join(f"{name!r}" + (f" (did you mean {', '.join(close)}?)" if close else "")
+                         for name, close in unknown.items())
+        raise ConfigError(f"APERTURE_USERS names no user on the media server: {said}.")
+
+
+def user_partition_changes(instance: DagsterInstance, media_server: MediaServerResource, database: DatabaseResource,
+                           pipeline: PipelineConfig) -> tuple[list[str], list[str], list[str], int]:
+    """Read the server's users, sync the users table, and work out partition keys to add and remove.
+    Returns (added, removed, enabled, user rows changed); a failed read raises before anything changes."""
+    with media_server.client() as client:
+        users = client.users()
+    check_wanted_users(users, pipeline.wanted_users())
+    rows = [user_row(u) for u in users if isinstance(u, dict) and u.get("Id")]
+    with database.connect() as conn:
+        changed = sync_users(conn, rows)
+    enabled = enabled_user_ids(users, pipeline.wanted_users())
+    current = set(instance.get_dynamic_partitions(users_partitions.name))
+    return sorted(set(enabled) - current), sorted(current - set(enabled)), enabled, changed
+
+
+def apply_user_partitions(instance: DagsterInstance, media_server: MediaServerResource, database: DatabaseResource,
+                          pipeline: PipelineConfig) -> list[str]:
+    """What the sensor does, applied at once (for one-shot runs); returns the enabled user ids."""
+    added, removed, enabled, _ = user_partition_changes(instance, media_server, database, pipeline)
+    if added:
+        instance.add_dynamic_partitions(users_partitions.name, added)
+    for key in removed:
+        instance.delete_dynamic_partition(users_partitions.name, key)
+    return enabled

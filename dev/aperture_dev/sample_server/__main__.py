@@ -1,0 +1,43 @@
+"""Run the sample media server on its own: `python -m aperture_dev.sample_server [options]`.
+
+Point aperture at it to try the product without a real server (APERTURE_MEDIA_SERVER_URL=the printed URL,
+APERTURE_MEDIA_SERVER_API_KEY=the --api-key). Benchmarks run it as a separate process, as a real server
+would be, and read its request counter from GET /_sample/stats.
+"""
+
+import argparse
+import signal
+import sys
+import threading
+
+from aperture_dev.sample_server import SampleServer, load_sample_library, synthetic
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m aperture_dev.sample_server", description=__doc__)
+    parser.add_argument("--mode", choices=["jellyfin", "emby"], default="jellyfin")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8096)
+    parser.add_argument("--api-key", default="sample-key")
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--synthetic", metavar="SERIES,EPISODES,USERS",
+                        help="serve a generated library instead of the bundled one, e.g. 2000,100000,50")
+    args = parser.parse_args()
+    if args.synthetic:
+        series, episodes, users = (int(x) for x in args.synthetic.split(","))
+        data = synthetic.generate(n_series=series, n_episodes=episodes, n_users=users)
+    else:
+        data = load_sample_library()
+    server = SampleServer(data, mode=args.mode, api_key=args.api_key, latency_ms=args.latency_ms)
+    server.start(args.host, args.port)
+    print(f"sample {args.mode} server at {server.url} (API key {args.api_key!r})", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    server.stop()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
