@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import class_row
 
 LIBRARY_COLUMNS = ("id", "name", "collection_type", "locations", "guid")
 SERIES_COLUMNS = (
@@ -44,6 +45,31 @@ class SyncCounts:
     @property
     def changed(self) -> int:
         return self.new + self.updated + self.restored + self.removed
+
+
+@dataclass(frozen=True)
+class SeriesPreview:
+    """A recently added series as the UI preview shows it."""
+
+    name: str
+    year: int | None
+    network: str | None
+    library: str | None
+    episodes: int
+
+
+@dataclass(frozen=True)
+class CatalogTotals:
+    """Active series and episodes in the catalog."""
+
+    series: int
+    episodes: int
+
+
+def active_series_by_library(conn: psycopg.Connection) -> dict[str, int]:
+    """How many active series each library holds in the catalog."""
+    rows = conn.execute("SELECT library_id, count(*) FROM series WHERE removed_at IS NULL GROUP BY library_id")
+    return dict(rows.fetchall())
 
 
 def sync_table(conn: psycopg.Connection, table: str, rows: Sequence[tuple], *, mark_removed: bool) -> SyncCounts:
@@ -99,12 +125,22 @@ def active_count(conn: psycopg.Connection, table: str) -> int:
     return conn.execute(query).fetchone()[0]
 
 
-def newest_series(conn: psycopg.Connection, limit: int = 10) -> list[tuple]:
+def newest_series(conn: psycopg.Connection, limit: int = 10) -> list[SeriesPreview]:
     """Recently added active series for the UI preview."""
-    return conn.execute(
-        "SELECT s.name, s.year, s.network, l.name, "
-        "(SELECT count(*) FROM episodes e WHERE e.series_id = s.id AND e.removed_at IS NULL) "
-        "FROM series s LEFT JOIN libraries l ON l.id = s.library_id "
-        "WHERE s.removed_at IS NULL ORDER BY s.first_seen_at DESC, s.sort_name LIMIT %s",
-        (limit,),
-    ).fetchall()
+    with conn.cursor(row_factory=class_row(SeriesPreview)) as cur:
+        return cur.execute(
+            "SELECT s.name, s.year, s.network, l.name AS library, "
+            "(SELECT count(*) FROM episodes e WHERE e.series_id = s.id AND e.removed_at IS NULL) AS episodes "
+            "FROM series s LEFT JOIN libraries l ON l.id = s.library_id "
+            "WHERE s.removed_at IS NULL ORDER BY s.first_seen_at DESC, s.sort_name LIMIT %s",
+            (limit,),
+        ).fetchall()
+
+
+def catalog_totals(conn: psycopg.Connection) -> CatalogTotals:
+    """How many series and episodes the catalog holds (removed ones left out)."""
+    with conn.cursor(row_factory=class_row(CatalogTotals)) as cur:
+        return cur.execute(
+            "SELECT (SELECT count(*) FROM series WHERE removed_at IS NULL) AS series,"
+            " (SELECT count(*) FROM episodes WHERE removed_at IS NULL) AS episodes"
+        ).fetchone()

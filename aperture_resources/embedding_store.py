@@ -4,18 +4,36 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import psycopg
 from psycopg import sql
+from psycopg.rows import class_row, scalar_row
 
 
-def active_series_texts(conn: psycopg.Connection) -> list[tuple]:
-    """(id, name, year, end_year, status, overview, genres, tags, network) of every active series."""
-    return conn.execute(
-        "SELECT id, name, year, end_year, status, overview, genres, tags, network FROM series "
-        "WHERE removed_at IS NULL ORDER BY id"
-    ).fetchall()
+@dataclass(frozen=True)
+class SeriesDescription:
+    """The fields of an active series its embedding text is built from."""
+
+    id: str
+    name: str
+    year: int | None
+    end_year: int | None
+    status: str | None
+    overview: str | None
+    genres: list[str]
+    tags: list[str]
+    network: str | None
+
+
+def active_series_texts(conn: psycopg.Connection) -> list[SeriesDescription]:
+    """Every active series' description, by id."""
+    with conn.cursor(row_factory=class_row(SeriesDescription)) as cur:
+        return cur.execute(
+            "SELECT id, name, year, end_year, status, overview, genres, tags, network FROM series "
+            "WHERE removed_at IS NULL ORDER BY id"
+        ).fetchall()
 
 
 def stored_hashes(conn: psycopg.Connection, model: str) -> dict[str, str]:
@@ -58,9 +76,9 @@ def ensure_model_index(conn: psycopg.Connection, model: str, dims: int) -> str:
 
 
 def series_missing_vectors(conn: psycopg.Connection, model: str) -> list[str]:
-    rows = conn.execute(
-        "SELECT s.name FROM series s LEFT JOIN series_embeddings e ON e.series_id = s.id AND e.model = %s "
-        "WHERE s.removed_at IS NULL AND e.series_id IS NULL ORDER BY s.name",
-        (model,),
-    )
-    return [r[0] for r in rows]
+    with conn.cursor(row_factory=scalar_row) as cur:
+        return cur.execute(
+            "SELECT s.name FROM series s LEFT JOIN series_embeddings e ON e.series_id = s.id AND e.model = %s "
+            "WHERE s.removed_at IS NULL AND e.series_id IS NULL ORDER BY s.name",
+            (model,),
+        ).fetchall()

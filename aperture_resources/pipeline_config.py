@@ -15,6 +15,7 @@ class PipelineConfig(ConfigurableResource):
     explanations: bool = Field(default=False, description="APERTURE_EXPLANATIONS")
     run_retention_days: int = Field(default=30, description="APERTURE_RUN_RETENTION_DAYS; 0 keeps every run")
     mass_removal_threshold: float = Field(default=0.25, description="APERTURE_MASS_REMOVAL_THRESHOLD")
+    user_removal_reads: int = Field(default=3, description="APERTURE_USER_REMOVAL_READS")
 
     def wanted_users(self) -> list[str]:
         return split_list(self.users)

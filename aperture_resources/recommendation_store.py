@@ -8,59 +8,113 @@ the show key is the first of tvdb / tmdb / imdb id (falling back to the item id)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import psycopg
 from psycopg import sql
+from psycopg.rows import class_row, scalar_row
 from psycopg.types.json import Jsonb
 
 SHOW_KEY = ("coalesce('tvdb:' || s.tvdb_id, 'tmdb:' || s.tmdb_id, 'imdb:' || s.imdb_id, 'id:' || s.id)")
 
 
-def user_histories(conn: psycopg.Connection, user_ids: Sequence[str] | None = None) -> list[tuple]:
-    """Per (user, show): merged progress of its copies. Rows: (user_id, show, state, watched, available,
-    max_play_count, is_favorite, last_watched_at, started_at). State merge: any copy in progress wins,
-    then completed, then caught up."""
-    return conn.execute(
-        f"""
-        WITH started AS (
-            SELECT w.user_id, e.series_id, min(w.last_played_at) AS started_at
-            FROM episode_watch_state w JOIN episodes e ON e.id = w.episode_id
-            WHERE w.played OR w.position_ticks > 0
-            GROUP BY w.user_id, e.series_id
-        )
-        SELECT p.user_id, {SHOW_KEY} AS show,
-               CASE WHEN bool_or(p.state = 'in_progress') THEN 'in_progress'
-                    WHEN bool_or(p.state = 'completed') THEN 'completed'
-                    WHEN bool_or(p.state = 'caught_up') THEN 'caught_up' ELSE 'not_started' END,
-               max(p.episodes_watched), max(p.episodes_available), max(p.max_play_count), bool_or(p.is_favorite),
-               max(p.last_watched_at), min(st.started_at)
-        FROM series_progress p
-        JOIN series s ON s.id = p.series_id
-        LEFT JOIN started st ON st.user_id = p.user_id AND st.series_id = p.series_id
-        WHERE (%(all)s OR p.user_id = ANY(%(users)s))
-          AND NOT EXISTS (SELECT 1 FROM media_users u WHERE u.id = p.user_id
-                          AND (u.is_disabled OR u.removed_at IS NOT NULL))
-        GROUP BY p.user_id, show
-        ORDER BY p.user_id, show
-        """,
-        {"all": user_ids is None, "users": list(user_ids or [])},
-    ).fetchall()
+@dataclass(frozen=True)
+class ShowHistory:
+    """One user's merged progress on one show (all its copies)."""
+
+    user_id: str
+    show: str
+    state: str
+    episodes_watched: int
+    episodes_available: int
+    max_play_count: int
+    is_favorite: bool
+    last_watched_at: datetime | None
+    started_at: datetime | None
 
 
-def shows(conn: psycopg.Connection, model: str) -> list[tuple]:
-    """Every active show with a vector for `model`, one representative copy each. Rows: (show, series_id,
-    name, year, community_rating, genres, embedding)."""
-    return conn.execute(
-        f"""
-        SELECT DISTINCT ON (show) show, id, name, year, community_rating, genres, embedding
-        FROM (SELECT {SHOW_KEY} AS show, s.*, v.embedding FROM series s
-              JOIN series_embeddings v ON v.series_id = s.id AND v.model = %s
-              WHERE s.removed_at IS NULL) s
-        ORDER BY show, id
-        """,
-        (model,),
-    ).fetchall()
+@dataclass(frozen=True)
+class CatalogShow:
+    """An active show with a vector for the model, by one representative copy."""
+
+    show: str
+    series_id: str
+    name: str
+    year: int | None
+    community_rating: float | None
+    genres: list[str]
+    embedding: np.ndarray
+
+
+@dataclass(frozen=True)
+class LatestPick:
+    """One pick of a user's latest run."""
+
+    rank: int
+    series_id: str
+    name: str
+    score: float
+    cold_start: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class UserPicksSummary:
+    """An enabled user's latest picks in brief: how many, cold start or not, the top three names."""
+
+    name: str
+    picks: int
+    cold_start: bool | None
+    top_picks: str | None
+
+
+def user_histories(conn: psycopg.Connection, user_ids: Sequence[str] | None = None) -> list[ShowHistory]:
+    """Per (user, show): merged progress of its copies. State merge: any copy in progress wins, then
+    completed, then caught up."""
+    with conn.cursor(row_factory=class_row(ShowHistory)) as cur:
+        return cur.execute(
+            f"""
+            WITH started AS (
+                SELECT w.user_id, e.series_id, min(w.last_played_at) AS started_at
+                FROM episode_watch_state w JOIN episodes e ON e.id = w.episode_id
+                WHERE w.played OR w.position_ticks > 0
+                GROUP BY w.user_id, e.series_id
+            )
+            SELECT p.user_id, {SHOW_KEY} AS show,
+                   CASE WHEN bool_or(p.state = 'in_progress') THEN 'in_progress'
+                        WHEN bool_or(p.state = 'completed') THEN 'completed'
+                        WHEN bool_or(p.state = 'caught_up') THEN 'caught_up' ELSE 'not_started' END AS state,
+                   max(p.episodes_watched) AS episodes_watched, max(p.episodes_available) AS episodes_available,
+                   max(p.max_play_count) AS max_play_count, bool_or(p.is_favorite) AS is_favorite,
+                   max(p.last_watched_at) AS last_watched_at, min(st.started_at) AS started_at
+            FROM series_progress p
+            JOIN series s ON s.id = p.series_id
+            LEFT JOIN started st ON st.user_id = p.user_id AND st.series_id = p.series_id
+            WHERE (%(all)s OR p.user_id = ANY(%(users)s))
+              AND NOT EXISTS (SELECT 1 FROM media_users u WHERE u.id = p.user_id
+                              AND (u.is_disabled OR u.removed_at IS NOT NULL))
+            GROUP BY p.user_id, show
+            ORDER BY p.user_id, show
+            """,
+            {"all": user_ids is None, "users": list(user_ids or [])},
+        ).fetchall()
+
+
+def shows(conn: psycopg.Connection, model: str) -> list[CatalogShow]:
+    """Every active show with a vector for `model`, one representative copy each."""
+    with conn.cursor(row_factory=class_row(CatalogShow)) as cur:
+        return cur.execute(
+            f"""
+            SELECT DISTINCT ON (show) show, id AS series_id, name, year, community_rating, genres, embedding
+            FROM (SELECT {SHOW_KEY} AS show, s.*, v.embedding FROM series s
+                  JOIN series_embeddings v ON v.series_id = s.id AND v.model = %s
+                  WHERE s.removed_at IS NULL) s
+            ORDER BY show, id
+            """,
+            (model,),
+        ).fetchall()
 
 
 def nearest_shows(conn: psycopg.Connection, model: str, dims: int, anchors: Sequence[str], per_anchor: int) -> set[str]:
@@ -89,7 +143,8 @@ def nearest_shows(conn: psycopg.Connection, model: str, dims: int, anchors: Sequ
         conn.execute(sql.SQL("SET {} = off").format(sql.Identifier(name)))
     conn.execute(sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(max(40, per_anchor))))
     try:
-        return {row[0] for row in conn.execute(query, (list(anchors),))}
+        with conn.cursor(row_factory=scalar_row) as cur:
+            return set(cur.execute(query, (list(anchors),)))
     finally:
         for name in (*planner, "hnsw.ef_search"):
             conn.execute(sql.SQL("RESET {}").format(sql.SQL(name)))
@@ -130,28 +185,47 @@ def prune_runs(conn: psycopg.Connection, user_id: str, keep: int) -> int:
     ).rowcount
 
 
-def latest_picks(conn: psycopg.Connection, user_id: str) -> list[tuple]:
-    """(rank, series_id, name, score, cold_start, created_at) of the user's latest run."""
-    return conn.execute(
-        "SELECT r.rank, r.series_id, s.name, r.score, r.cold_start, r.created_at FROM latest_recommendations r "
-        "JOIN series s ON s.id = r.series_id WHERE r.user_id = %s ORDER BY r.rank",
-        (user_id,),
-    ).fetchall()
+def latest_picks(conn: psycopg.Connection, user_id: str) -> list[LatestPick]:
+    """The picks of the user's latest run, in rank order."""
+    with conn.cursor(row_factory=class_row(LatestPick)) as cur:
+        return cur.execute(
+            "SELECT r.rank, r.series_id, s.name, r.score, r.cold_start, r.created_at FROM latest_recommendations r "
+            "JOIN series s ON s.id = r.series_id WHERE r.user_id = %s ORDER BY r.rank",
+            (user_id,),
+        ).fetchall()
+
+
+def users_with_runs(conn: psycopg.Connection) -> list[str]:
+    """Ids of the users with at least one stored run."""
+    with conn.cursor(row_factory=scalar_row) as cur:
+        return cur.execute("SELECT DISTINCT user_id FROM recommendation_runs").fetchall()
+
+
+def user_pick_summaries(conn: psycopg.Connection) -> list[UserPicksSummary]:
+    """Every enabled user's latest picks in brief, by user name."""
+    with conn.cursor(row_factory=class_row(UserPicksSummary)) as cur:
+        return cur.execute(
+            "SELECT u.name, count(r.rank) AS picks, bool_or(r.cold_start) AS cold_start, "
+            " string_agg(s.name, ', ' ORDER BY r.rank) FILTER (WHERE r.rank <= 3) AS top_picks "
+            "FROM media_users u LEFT JOIN latest_recommendations r ON r.user_id = u.id "
+            "LEFT JOIN series s ON s.id = r.series_id "
+            "WHERE u.removed_at IS NULL AND NOT u.is_disabled GROUP BY u.name ORDER BY u.name"
+        ).fetchall()
 
 
 def started_among(conn: psycopg.Connection, user_id: str, series_ids: Sequence[str]) -> list[str]:
     """Names of the given series (or any copy of the same show) the user has started, caught up on or
     completed: the exclusion check."""
-    rows = conn.execute(
-        f"""
-        SELECT DISTINCT s.name FROM series s
-        JOIN series c ON {SHOW_KEY} = {SHOW_KEY.replace('s.', 'c.')}
-        JOIN series_progress p ON p.series_id = c.id AND p.user_id = %s
-        WHERE s.id = ANY(%s) AND p.state IN ('in_progress', 'caught_up', 'completed')
-        """,
-        (user_id, list(series_ids)),
-    )
-    return [r[0] for r in rows]
+    with conn.cursor(row_factory=scalar_row) as cur:
+        return cur.execute(
+            f"""
+            SELECT DISTINCT s.name FROM series s
+            JOIN series c ON {SHOW_KEY} = {SHOW_KEY.replace('s.', 'c.')}
+            JOIN series_progress p ON p.series_id = c.id AND p.user_id = %s
+            WHERE s.id = ANY(%s) AND p.state IN ('in_progress', 'caught_up', 'completed')
+            """,
+            (user_id, list(series_ids)),
+        ).fetchall()
 
 
 def as_matrix(vectors: Sequence) -> np.ndarray:

@@ -49,8 +49,16 @@ class Settings(BaseSettings):
     media_server_api_key: SecretStr = setting(SecretStr(""), "API key from the server's dashboard (a secret)")
     media_server_concurrency: int = setting(4, "requests in flight to the media server at once",
                                             "a whole number from 1 to 32", ge=1, le=32)
+    media_server_timeout_seconds: int = setting(
+        120, "most seconds one request to the media server may take, from sending it to its last byte",
+        "a whole number from 1 to 3600", ge=1, le=3600)
+    media_server_max_response_mb: int = setting(256, "largest response accepted from the media server, in MB",
+                                                "a whole number from 1 to 4096", ge=1, le=4096)
     tv_libraries: str = setting("", "comma list of TV library names to sync; empty = every tvshows library")
     users: str = setting("", "comma list of user names or ids to build picks for; empty = every enabled user")
+    user_removal_reads: int = setting(
+        3, "successful user reads in a row a user must be missing from before their picks library is removed "
+        "(a disabled user's goes at once)", "a whole number from 1 to 100", ge=1, le=100)
 
     # -- storage --------------------------------------------------------------------------------------
     database_url: SecretStr = setting(SecretStr(""), "any PostgreSQL with pgvector; empty = the embedded server")
@@ -169,9 +177,9 @@ def require_strm_opt_in(mode: str, key_opt_in: bool) -> None:
     """strm files play only as stream URLs that carry the API key, so strm mode needs the explicit opt-in."""
     if mode == "strm" and not key_opt_in:
         raise ConfigError(
-            "APERTURE_LIBRARY_MODE=strm needs the API key inside every .strm URL (both servers ignore .strm "
-            "files holding local paths): set APERTURE_LIBRARY_STRM_API_KEY=on to accept that secret on disk, "
-            "or use APERTURE_LIBRARY_MODE=symlink.")
+            "APERTURE_LIBRARY_MODE=strm needs the API key inside every .strm URL (strm files hold stream URLs, "
+            "which the server plays only with its key): set APERTURE_LIBRARY_STRM_API_KEY=on to accept that "
+            "secret on disk, or use APERTURE_LIBRARY_MODE=symlink.")
 
 
 def env_name(field: str) -> str:

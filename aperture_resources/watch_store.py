@@ -3,15 +3,76 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 import psycopg
+from psycopg.rows import class_row, scalar_row
 
 USER_COLUMNS = ("id", "name", "is_disabled", "is_admin", "last_activity_at")
 
 
+@dataclass(frozen=True)
+class SeriesProviderIds:
+    """A catalog series' provider ids (shared by every copy of the show)."""
+
+    id: str
+    tvdb_id: str | None
+    tmdb_id: str | None
+    imdb_id: str | None
+
+
+@dataclass(frozen=True)
+class SeriesProgress:
+    """A user's progress on one series, as the UI lists it."""
+
+    name: str
+    state: str
+    episodes_watched: int
+    episodes_available: int
+    percent: float
+    last_watched_at: datetime | None
+
+
+@dataclass(frozen=True)
+class WatchSync:
+    """A user's last writing sync: the picks root it excluded, its last full read and the catalog it saw."""
+
+    exclude_root: str
+    full_read_at: datetime
+    catalog_removals: str
+    catalog_version: str
+
+
+@dataclass(frozen=True)
+class CatalogVersion:
+    """Fingerprints of the catalog: its episode removals, and everything series progress depends on."""
+
+    removals: str
+    version: str
+
+
+@dataclass(frozen=True)
+class PlayedItem:
+    """A server item in the user's stored played set (server item ids, not catalog ids)."""
+
+    item_id: str
+    play_count: int
+    last_played_at: datetime | None
+    position_ticks: int
+    played_percentage: float | None
+    series_id: str | None
+    season_number: int | None
+    episode_number: int | None
+    tvdb_id: str | None
+    tmdb_id: str | None
+    imdb_id: str | None
+    excluded: bool
+
+
 def sync_users(conn: psycopg.Connection, rows: Sequence[tuple]) -> int:
-    """Upsert server users; users gone from the server get removed_at. Returns rows changed."""
+    """Upsert server users from one successful read; a user not in it gets removed_at and one more missing read
+    (listed again: back to zero). Returns rows changed."""
     ids = [r[0] for r in rows]
     changed = conn.execute(
         """
@@ -19,33 +80,48 @@ def sync_users(conn: psycopg.Connection, rows: Sequence[tuple]) -> int:
         SELECT * FROM unnest(%s::text[], %s::text[], %s::bool[], %s::bool[], %s::timestamptz[])
         ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, is_disabled = EXCLUDED.is_disabled,
             is_admin = EXCLUDED.is_admin, last_activity_at = EXCLUDED.last_activity_at,
-            removed_at = NULL, updated_at = now()
+            removed_at = NULL, missing_reads = 0, updated_at = now()
         WHERE (media_users.name, media_users.is_disabled, media_users.is_admin, media_users.last_activity_at,
-               media_users.removed_at IS NULL)
+               media_users.removed_at IS NULL, media_users.missing_reads)
               IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.is_disabled, EXCLUDED.is_admin,
-               EXCLUDED.last_activity_at, true)
+               EXCLUDED.last_activity_at, true, 0)
         """,
         [list(col) for col in zip(*rows, strict=True)] if rows else [[], [], [], [], []],
     ).rowcount
     changed += conn.execute(
-        "UPDATE media_users SET removed_at = now() WHERE removed_at IS NULL AND NOT (id = ANY(%s))", (ids,)
+        "UPDATE media_users SET removed_at = coalesce(removed_at, now()), missing_reads = missing_reads + 1 "
+        "WHERE NOT (id = ANY(%s))", (ids,)
     ).rowcount
     return changed
 
 
+def known_user_ids(conn: psycopg.Connection) -> set[str]:
+    """Every user the server has ever listed."""
+    with conn.cursor(row_factory=scalar_row) as cur:
+        return set(cur.execute("SELECT id FROM media_users"))
+
+
+def missing_reads(conn: psycopg.Connection, ids: Sequence[str]) -> dict[str, int]:
+    """How many successful user reads in a row have not listed each of these users (unknown users: 0)."""
+    rows = conn.execute("SELECT id, missing_reads FROM media_users WHERE id = ANY(%s)", (list(ids),)).fetchall()
+    return {user_id: count for user_id, count in rows}
+
+
 def known_episode_ids(conn: psycopg.Connection, ids: Sequence[str]) -> set[str]:
-    rows = conn.execute("SELECT id FROM episodes WHERE id = ANY(%s) AND removed_at IS NULL", (list(ids),))
-    return {r[0] for r in rows}
+    with conn.cursor(row_factory=scalar_row) as cur:
+        return set(cur.execute("SELECT id FROM episodes WHERE id = ANY(%s) AND removed_at IS NULL", (list(ids),)))
 
 
 def known_series_ids(conn: psycopg.Connection, ids: Sequence[str]) -> set[str]:
-    rows = conn.execute("SELECT id FROM series WHERE id = ANY(%s) AND removed_at IS NULL", (list(ids),))
-    return {r[0] for r in rows}
+    with conn.cursor(row_factory=scalar_row) as cur:
+        return set(cur.execute("SELECT id FROM series WHERE id = ANY(%s) AND removed_at IS NULL", (list(ids),)))
 
 
-def series_provider_ids(conn: psycopg.Connection, ids: Sequence[str]) -> dict[str, tuple]:
-    rows = conn.execute("SELECT id, tvdb_id, tmdb_id, imdb_id FROM series WHERE id = ANY(%s)", (list(ids),))
-    return {r[0]: tuple(r[1:]) for r in rows}
+def series_provider_ids(conn: psycopg.Connection, ids: Sequence[str]) -> dict[str, SeriesProviderIds]:
+    """Provider ids of the given catalog series (removed ones included), by series id."""
+    with conn.cursor(row_factory=class_row(SeriesProviderIds)) as cur:
+        rows = cur.execute("SELECT id, tvdb_id, tmdb_id, imdb_id FROM series WHERE id = ANY(%s)", (list(ids),))
+        return {r.id: r for r in rows}
 
 
 def match_by_provider(conn: psycopg.Connection, keys: Sequence[tuple]) -> dict[int, str]:
@@ -181,62 +257,66 @@ def refresh_series_progress(
     return changed
 
 
-def user_summary(conn: psycopg.Connection, user_id: str, top: int = 10) -> tuple[dict[str, int], list[tuple]]:
+def user_summary(conn: psycopg.Connection, user_id: str,
+                 top: int = 10) -> tuple[dict[str, int], list[SeriesProgress]]:
     """(series per state, top series by progress) for the UI."""
     states = dict(conn.execute(
         "SELECT state, count(*) FROM series_progress WHERE user_id = %s GROUP BY state", (user_id,)
     ).fetchall())
-    rows = conn.execute(
-        """
-        SELECT s.name, p.state, p.episodes_watched, p.episodes_available, p.percent, p.last_watched_at
-        FROM series_progress p JOIN series s ON s.id = p.series_id
-        WHERE p.user_id = %s ORDER BY p.percent DESC, p.last_watched_at DESC NULLS LAST, s.name LIMIT %s
-        """,
-        (user_id, top),
-    ).fetchall()
+    with conn.cursor(row_factory=class_row(SeriesProgress)) as cur:
+        rows = cur.execute(
+            """
+            SELECT s.name, p.state, p.episodes_watched, p.episodes_available, p.percent, p.last_watched_at
+            FROM series_progress p JOIN series s ON s.id = p.series_id
+            WHERE p.user_id = %s ORDER BY p.percent DESC, p.last_watched_at DESC NULLS LAST, s.name LIMIT %s
+            """,
+            (user_id, top),
+        ).fetchall()
     return states, rows
 
 
 # -- incremental watch sync: the played set S per user (server item ids) and when it was read -------------
 
-PLAYED_COLUMNS = ("item_id", "play_count", "last_played_at", "position_ticks", "played_percentage", "series_id",
-                  "season_number", "episode_number", "tvdb_id", "tmdb_id", "imdb_id", "excluded")
+PLAYED_COLUMNS = tuple(f.name for f in fields(PlayedItem))
 
 
-def load_watch_sync(conn: psycopg.Connection, user_id: str) -> tuple[tuple | None, datetime]:
-    """((exclude_root, full_read_at, catalog_removals, catalog_version) of the user's last writing sync or
-    None if never synced,
+def load_watch_sync(conn: psycopg.Connection, user_id: str) -> tuple[WatchSync | None, datetime]:
+    """(the user's last writing sync or None if never synced,
     the database's time now: a read that starts after this instant is what the next sync compares with)."""
-    row = conn.execute(
-        "SELECT exclude_root, full_read_at, catalog_removals, catalog_version FROM user_watch_sync "
-        "WHERE user_id = %s",
-        (user_id,),
-    ).fetchone()
-    return row, conn.execute("SELECT clock_timestamp()").fetchone()[0]
+    with conn.cursor(row_factory=class_row(WatchSync)) as cur:
+        sync = cur.execute(
+            "SELECT exclude_root, full_read_at, catalog_removals, catalog_version FROM user_watch_sync "
+            "WHERE user_id = %s",
+            (user_id,),
+        ).fetchone()
+    return sync, conn.execute("SELECT clock_timestamp()").fetchone()[0]
 
 
-def load_played_items(conn: psycopg.Connection, user_id: str) -> list[tuple]:
-    """The user's stored played set, rows in PLAYED_COLUMNS order."""
-    return conn.execute(
-        f"SELECT {', '.join(PLAYED_COLUMNS)} FROM user_played_items WHERE user_id = %s", (user_id,)
-    ).fetchall()
+def load_played_items(conn: psycopg.Connection, user_id: str) -> list[PlayedItem]:
+    """The user's stored played set."""
+    with conn.cursor(row_factory=class_row(PlayedItem)) as cur:
+        return cur.execute(
+            f"SELECT {', '.join(PLAYED_COLUMNS)} FROM user_played_items WHERE user_id = %s", (user_id,)
+        ).fetchall()
 
 
-def catalog_version(conn: psycopg.Connection) -> tuple[str, str]:
-    """Fingerprints of the catalog, compared for equality by the next sync: (its episode removals, everything
-    series progress depends on). Counts ride along with the newest timestamps, so a change that commits
-    later than its rows' timestamp (a transaction's start) still changes the fingerprint."""
-    return conn.execute(
-        """
-        SELECT concat_ws('/', e.last_removed, e.removed),
-               concat_ws('/', e.last_removed, e.removed, e.last_changed, e.active, s.last_changed, s.active)
-        FROM (SELECT max(removed_at) AS last_removed, count(removed_at) AS removed,
-                     max(updated_at) AS last_changed, count(*) FILTER (WHERE removed_at IS NULL) AS active
-              FROM episodes) e,
-             (SELECT max(greatest(updated_at, removed_at)) AS last_changed,
-                     count(*) FILTER (WHERE removed_at IS NULL) AS active FROM series) s
-        """
-    ).fetchone()
+def catalog_version(conn: psycopg.Connection) -> CatalogVersion:
+    """Fingerprints of the catalog, compared for equality by the next sync. Counts ride along with the newest
+    timestamps, so a change that commits later than its rows' timestamp (a transaction's start) still changes
+    the fingerprint."""
+    with conn.cursor(row_factory=class_row(CatalogVersion)) as cur:
+        return cur.execute(
+            """
+            SELECT concat_ws('/', e.last_removed, e.removed) AS removals,
+                   concat_ws('/', e.last_removed, e.removed, e.last_changed, e.active, s.last_changed, s.active)
+                       AS version
+            FROM (SELECT max(removed_at) AS last_removed, count(removed_at) AS removed,
+                         max(updated_at) AS last_changed, count(*) FILTER (WHERE removed_at IS NULL) AS active
+                  FROM episodes) e,
+                 (SELECT max(greatest(updated_at, removed_at)) AS last_changed,
+                         count(*) FILTER (WHERE removed_at IS NULL) AS active FROM series) s
+            """
+        ).fetchone()
 
 
 def write_played_items(conn: psycopg.Connection, user_id: str, rows: Sequence[tuple], replace: bool) -> int:
@@ -265,7 +345,7 @@ def write_played_items(conn: psycopg.Connection, user_id: str, rows: Sequence[tu
 
 
 def save_watch_sync(conn: psycopg.Connection, user_id: str, exclude_root: str, read: str,
-                    read_started: datetime, catalog: tuple[str, str]) -> None:
+                    read_started: datetime, catalog: CatalogVersion) -> None:
     """Record a sync that wrote something, read in full or saw a new catalog: how, with which picks root,
     when its read started and which catalog it saw."""
     conn.execute(
@@ -278,6 +358,6 @@ def save_watch_sync(conn: psycopg.Connection, user_id: str, exclude_root: str, r
             catalog_version = EXCLUDED.catalog_version,
             full_read_at = CASE WHEN EXCLUDED.last_read = 'full' THEN EXCLUDED.full_read_at ELSE s.full_read_at END
         """,
-        {"u": user_id, "root": exclude_root, "read": read, "at": read_started, "removals": catalog[0],
-         "version": catalog[1]},
+        {"u": user_id, "root": exclude_root, "read": read, "at": read_started, "removals": catalog.removals,
+         "version": catalog.version},
     )

@@ -115,10 +115,13 @@ def media_resource(server, **overrides):
 
 
 @pytest.fixture
-def resources(sample_server, database):
+def resources(sample_server, database, tmp_path):
+    from aperture_resources.library.resource import LibraryResource
     from aperture_resources.pipeline_config import PipelineConfig
 
-    return {"media_server": media_resource(sample_server), "database": database, "pipeline": PipelineConfig()}
+    media = media_resource(sample_server)
+    return {"media_server": media, "database": database, "pipeline": PipelineConfig(),
+            "library": LibraryResource(media_server=media, root=str(tmp_path / "libraries"))}
 
 
 def strm_options(kind: str, url: str, key: str | None = None):

@@ -3,6 +3,7 @@
 from dagster import materialize
 
 from aperture_assets.defs.catalog.assets import series_catalog
+from aperture_resources.pipeline_config import PipelineConfig
 from tests.conftest import media_resource
 
 
@@ -111,7 +112,7 @@ def test_wrong_api_key_fails_with_one_sentence_naming_the_variable(resources, sa
 
 
 def test_emby_sync_matches_jellyfin(emby_server, database, sample_data, sql):
-    result = run({"media_server": media_resource(emby_server), "database": database})
+    result = run({"media_server": media_resource(emby_server), "database": database, "pipeline": PipelineConfig()})
     assert result.success
     assert meta(result)["series_total"] == expected_counts(sample_data)[0]
     assert sql("SELECT count(*) FROM series WHERE poster_url LIKE '%%/emby/Items/%%'")[0][0] > 0

@@ -10,6 +10,7 @@ from aperture_assets.logic.catalog_rows import (
     provider_ids,
     select_tv_libraries,
     series_row,
+    shrunken_libraries,
     unique_rows,
 )
 from aperture_resources.settings import ConfigError
@@ -73,3 +74,38 @@ def test_select_tv_libraries_by_name_is_case_insensitive_and_errors_name_the_var
         select_tv_libraries(FOLDERS, ["Anime"])
     with pytest.raises(ConfigError, match="no TV library"):
         select_tv_libraries(FOLDERS[2:3], [])
+
+
+@pytest.mark.parametrize(("field", "value"), [("IndexNumber", 10**30), ("IndexNumber", -1), ("RunTimeTicks", 10**30),
+                                              ("ParentIndexNumber", 1e39), ("IndexNumberEnd", float("inf"))])
+def test_out_of_range_numbers_are_dropped_and_named(field: str, value: object) -> None:
+    good = {"Id": "e1", "Type": "Episode", "Name": "Pilot", "SeriesId": "s1", "IndexNumber": 1,
+            "ParentIndexNumber": 1, "RunTimeTicks": 12_000_000_000}
+    problems: list[str] = []
+    rows, skipped = unique_rows([{**good, field: value}, {**good, "Id": "e2"}], episode_row, problems)
+    assert skipped == 0 and len(rows) == 2  # the bad value goes, the item and its neighbours stay
+    column = {"ParentIndexNumber": 3, "IndexNumber": 4, "IndexNumberEnd": 5, "RunTimeTicks": 8}[field]
+    assert rows[0] == tuple(None if i == column else v for i, v in enumerate(("e1", *rows[1][1:])))
+    assert problems == [f"Episode e1 ('Pilot'): dropped out-of-range {field}={str(value)[:40]}"]
+
+
+def test_text_is_valid_utf8_and_a_broken_item_is_skipped_not_fatal() -> None:
+    lone = "Bad \ud800 title\x00"
+    row = series_row({"Id": "s1", "Name": lone, "CommunityRating": 1e39, "ProductionYear": 2005}, "lib", None)
+    assert row[2] == "Bad ? title" and row[2].encode("utf-8")
+    assert row[14] is None and row[5] == 2005  # rating out of range dropped, year kept
+    problems: list[str] = []
+
+    def broken(item: dict) -> tuple:
+        raise TypeError("unexpected shape")
+
+    rows, skipped = unique_rows([{"Id": "x", "Name": "X"}], broken, problems)
+    assert (rows, skipped) == ([], 1) and "item x ('X') skipped: TypeError" in problems[0]
+
+
+def test_a_library_that_loses_most_of_its_series_at_once_is_suspicious() -> None:
+    before = {"tv": 53, "kids": 7, "anime": 3}
+    assert shrunken_libraries(before, {"tv": 53, "anime": 3}, 0.25) == ["kids"]  # read back empty
+    assert shrunken_libraries(before, {"tv": 39, "kids": 7, "anime": 2}, 0.25) == ["tv"]  # lost 14 of 53
+    assert shrunken_libraries(before, {"tv": 50, "kids": 7, "anime": 2}, 0.25) == []  # 3 of 53; 1 of 3 is news
+    assert shrunken_libraries(before, {"tv": 39, "kids": 7, "anime": 3}, 0.5) == []  # a raised threshold

@@ -27,8 +27,8 @@ from aperture_resources.database import DatabaseResource, with_database
 from aperture_resources.library import writer
 from aperture_resources.library.cleanup import prune_user_libraries
 from aperture_resources.library.resource import LibraryResource
-from aperture_resources.library.server_sync import PLACEHOLDER_SUFFIX, mark_placeholders, private_policy
-from aperture_resources.media_server import EmbyClient, EmbyServer, JellyfinClient, JellyfinServer
+from aperture_resources.library.server_sync import PLACEHOLDER_SUFFIX, mark_placeholders
+from aperture_resources.media_server import EmbyServer, JellyfinServer
 from aperture_resources.pipeline_config import PipelineConfig
 from aperture_resources.settings import ConfigError
 from tests.conftest import media_resource
@@ -112,8 +112,10 @@ def env(request, sample_data, tmp_path):
                           resources={"media_server": media, "database": world.database,
                                      "pipeline": PipelineConfig(), "library": library})
     server.stop()
-    with world.database.connect() as conn:
+    with world.database.connect() as conn:  # the next test has a fresh server: forget this one's libraries
         conn.execute("DELETE FROM recommendation_runs WHERE id > %s", (last_run,))
+        conn.execute("DELETE FROM picks_libraries")
+        conn.execute("DELETE FROM user_access")
         conn.commit()
 
 
@@ -228,13 +230,19 @@ def test_every_user_sees_only_their_own_picks_library(env):
 
 
 @jellyfin_only
-def test_a_refused_policy_update_warns_and_the_run_goes_on(env):
+def test_a_refused_policy_update_makes_nothing_visible_and_fails_naming_the_user(env):
     carol = env.ids["carol"]
-    env.server.fail_next(f"/Users/{carol}/Policy", 500, times=50)
-    result = run(env)
-    assert result.success
-    warnings = user_meta(result, env.ids["alice"])["policy_warnings"]
-    assert len(warnings) == 1 and "carol" in warnings[0] and warnings[0].startswith("PRIVACY")
+    env.server.fail_next(f"/Users/{carol}/Policy", 500, times=3)  # every retry of this run's one update
+    result = run(env, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error
+    assert "PRIVACY" in str(failure) and "'carol'" in str(failure)
+    paths = [r.path for r in writes(env)]
+    assert not [p for p in paths if "VirtualFolders" in p or "Refresh" in p]  # nothing created or scanned
+    assert sum("/Policy" in p and carol not in p for p in paths) >= len(env.keys) - 1  # the others still restricted
+    assert all(not f["Name"].endswith("AI Picks - TV") for f in env.server.state.folders)
+    again = run(env)  # the fault cleared: the next run converges
+    assert again.success and library_of(env, "carol") and library_of(env, "alice")
 
 
 @jellyfin_only
@@ -346,27 +354,11 @@ def test_options_put_the_key_in_urls_only_in_strm_mode_with_the_opt_in():
                 library = LibraryResource(media_server=media, root="/tmp/x", mode=kind)
                 if kind == "strm":
                     with pytest.raises(ConfigError, match="APERTURE_LIBRARY_STRM_API_KEY=on"):
-                        library.options(client)
-                opted = LibraryResource(media_server=media, root="/tmp/x", mode=kind, strm_api_key=True).options(client)
+                        library.options(client, [])
+                opted = LibraryResource(media_server=media, root="/tmp/x", mode=kind, strm_api_key=True)
+                opted = opted.options(client, [])
                 assert (opted.stream_url is not None) == (kind == "strm")
                 assert kind == "symlink" or opted.stream_url.endswith(f"&{key_param}=k")
-
-
-def test_private_policy_rules():
-    folders = [{"ItemId": "tv"}, {"ItemId": "kids"}, {"ItemId": "mine"}, {"ItemId": "theirs"}]
-    picks, own = {"mine", "theirs"}, {"mine"}
-    everything = {"EnableAllFolders": True, "EnabledFolders": [], "IsAdministrator": True}
-    jellyfin = JellyfinClient("http://j", "k").permission_id
-    assert private_policy(everything, folders, jellyfin, picks, own) == {
-        "EnableAllFolders": False, "EnabledFolders": ["tv", "kids", "mine"], "IsAdministrator": True}
-    assert private_policy(everything, folders, jellyfin, {"mine"}, own) is None  # nothing to hide
-    listed = {"EnableAllFolders": False, "EnabledFolders": ["tv", "theirs"]}
-    assert private_policy(listed, folders, jellyfin, picks, own)["EnabledFolders"] == ["tv", "mine"]
-    done = {"EnableAllFolders": False, "EnabledFolders": ["tv", "mine"]}
-    assert private_policy(done, folders, jellyfin, picks, own) is None
-    emby = [{"ItemId": "1", "Guid": "aa-bb"}, {"ItemId": "2", "Guid": "ccdd"}]
-    emby_id = EmbyClient("http://e", "k").permission_id
-    assert private_policy(everything, emby, emby_id, {"ccdd"}, set())["EnabledFolders"] == ["aa-bb"]
 
 
 def test_library_traffic_matches_the_openapi_specs(env):

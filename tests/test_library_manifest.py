@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from aperture_resources.library.model import EpisodeSource, LibraryOptions, PickedSeries
-from aperture_resources.library.tree import plan_digest, plan_user_tree
+from aperture_resources.library.tree import SKIP_REASONS, plan_digest, plan_user_tree
 from aperture_resources.library.writer import unchanged_tree, write_user_tree
 from tests.conftest import strm_options
 
 KEY = "secret-api-key-0123456789"
-SYMLINK = LibraryOptions(mode="symlink", server_url="http://jellyfin:8096/")
+SYMLINK = LibraryOptions(mode="symlink", server_url="http://jellyfin:8096/", media_roots=("/media/tv",))
 STRM = strm_options("emby", "http://emby:8096", KEY)
 
 
@@ -60,7 +60,7 @@ def test_no_change_run_takes_the_fast_path_and_plans_nothing(root, user_dir, mon
     before = {p: p.lstat() for p in user_dir.rglob("*")}
     found = unchanged_tree(user_dir, root, plan_digest(PICKS, SYMLINK))
     assert found is not None and found.entries == planned
-    assert found.info == {"unnumbered": 0, "no_path": 0, "duplicate": 0}
+    assert found.info == dict.fromkeys(SKIP_REASONS, 0)
     assert calls == []
     assert {p: p.lstat() for p in user_dir.rglob("*")} == before
 
@@ -107,8 +107,17 @@ def test_changed_picks_or_options_invalidate_the_manifest(root, user_dir):
     assert sync(user_dir, root, [pick(1, "b"), pick(2, "a")]) == (False, 4)  # swapped ranks: 2 NFOs each
     assert sync(user_dir, root, [pick(1, "b"), pick(2, "a"), pick(3, "c")])[0] is False
     assert sync(user_dir, root, [pick(1, "b"), pick(2, "a"), pick(3, "c", episodes=4)])[0] is False  # new episode
-    other = LibraryOptions(mode="symlink", server_url="http://elsewhere:8096/")
+    other = LibraryOptions(mode="symlink", server_url="http://elsewhere:8096/", media_roots=("/media/tv",))
     assert sync(user_dir, root, [pick(1, "b"), pick(2, "a"), pick(3, "c", episodes=4)], other)[0] is False
+
+
+def test_changed_media_roots_relink(root, user_dir):
+    """A TV library removed from the server takes its links with it at once, though no pick changed."""
+    sync(user_dir, root, PICKS)
+    narrowed = LibraryOptions(mode="symlink", server_url="http://jellyfin:8096/", media_roots=("/media/tv/a",))
+    assert sync(user_dir, root, PICKS, narrowed)[0] is False
+    assert sorted(os.readlink(link) for link in user_dir.rglob("*.mkv")) == [f"/media/tv/a/{i}.mkv" for i in (1, 2, 3)]
+    assert unchanged_tree(user_dir, root, plan_digest(PICKS, narrowed)).info["outside_library"] == 3
 
 
 def test_write_without_digest_drops_the_manifest(root, user_dir):
@@ -127,6 +136,16 @@ def test_manifest_stays_inside_the_root_and_holds_no_key(root, user_dir):
     for rel in json.loads(text)["entries"]:
         assert not rel.startswith("/") and ".." not in rel.split("/")
         assert (user_dir / rel).resolve().is_relative_to(user_dir.resolve()) if rel != "." else True
+    assert sync(user_dir, root, PICKS, STRM) == (True, 0)
+
+
+def test_a_keyed_file_made_world_readable_is_found_and_narrowed(root, user_dir):
+    sync(user_dir, root, PICKS, STRM)
+    keyed = next(p for p in user_dir.rglob("*.strm") if KEY in p.read_text())
+    assert keyed.stat().st_mode & 0o777 == 0o600
+    keyed.chmod(0o644)  # the bytes and mtime stay; the manifest's ctime no longer matches
+    assert sync(user_dir, root, PICKS, STRM) == (False, 1)
+    assert keyed.stat().st_mode & 0o777 == 0o600
     assert sync(user_dir, root, PICKS, STRM) == (True, 0)
 
 

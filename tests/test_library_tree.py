@@ -12,9 +12,10 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from aperture_resources.library.model import EpisodeSource, LibraryOptions, PickedSeries, Symlink
+from aperture_resources.library.model import EpisodeSource, LibraryOptions, PickedSeries, PrivateBytes, Symlink
 from aperture_resources.library.tree import (
     PLACEHOLDER_EPISODE,
+    SKIP_REASONS,
     placeholder_episode_number,
     plan_user_tree,
     stream_url,
@@ -69,8 +70,9 @@ PICKS = (
     series(3, "office-uk", "The Office", 2005, (ep("ouk101", 1, 1),)),
     series(4, "office-us", "The Office", 2005, ()),
 )  # fmt: skip
-# Link targets are the server's own paths, verbatim (the server follows them); a Windows path is no usable target.
-SYMLINK = LibraryOptions(mode="symlink", server_url="http://jellyfin:8096/")
+# Link targets are the server's own paths, verbatim (the server follows them), under its TV library folders
+# (media_roots, as the server lists them); a Windows path is no usable target.
+SYMLINK = LibraryOptions(mode="symlink", server_url="http://jellyfin:8096/", media_roots=("/media/tv",))
 STRM = strm_options("emby", "https://emby.example:8920")
 
 
@@ -102,8 +104,10 @@ def test_tree_golden_on_disk(tmp_path: Path, options: LibraryOptions, golden: st
 
 
 def test_skip_counts() -> None:
-    assert plan_user_tree(PICKS, SYMLINK).skipped == {"unnumbered": 1, "no_path": 2, "duplicate": 1}
-    assert plan_user_tree(PICKS, STRM).skipped == {"unnumbered": 1, "no_path": 0, "duplicate": 1}
+    nothing = dict.fromkeys(SKIP_REASONS, 0)
+    assert plan_user_tree(PICKS, SYMLINK).skipped == {**nothing, "unnumbered": 1, "no_path": 1,
+                                                     "outside_library": 1, "duplicate": 1}
+    assert plan_user_tree(PICKS, STRM).skipped == {**nothing, "unnumbered": 1, "duplicate": 1}
 
 
 def test_symlink_targets_and_extensions() -> None:
@@ -150,11 +154,58 @@ def test_stream_urls() -> None:
     assert stream_url("../x?y", jf) == "http://jf:8096/Videos/..%2Fx%3Fy/stream?static=true"
 
 
-def test_symlink_mode_skips_unusable_paths() -> None:
-    bad = (ep("r", 1, 1, path="relative/x.mkv"), ep("n", 1, 2, path="/x/noext"), ep("f", 1, 3, path="/x/a.nfo"))
-    plan = plan_user_tree([series(1, "s", "S", None, bad)], SYMLINK)
-    assert plan.skipped["no_path"] == 3
-    assert not [p for p in plan.entries if p.parent.name == "Season 1"]
+def episode_links(paths: list[str], options: LibraryOptions) -> tuple[dict[str, str], dict[str, int]]:
+    """{episode file name: link target} and the skip counts of a series with one episode per path."""
+    episodes = tuple(ep(f"e{i}", 1, i + 1, path=path) for i, path in enumerate(paths))
+    plan = plan_user_tree([series(1, "s", "S", None, episodes)], options)
+    links = {p.name: e.target for p, e in plan.entries.items() if isinstance(e, Symlink)}
+    return links, {reason: n for reason, n in plan.skipped.items() if n}
+
+
+@pytest.mark.parametrize(("path", "reason"), [
+    ("/etc/ld.so.conf", "outside_library"),  # host files, as hostile or broken servers have sent them
+    ("/root/.bashrc.bak", "outside_library"),
+    ("../../etc/ssl/openssl.cnf", "outside_library"),
+    ("/media/tv/../../etc/shadow.mkv", "outside_library"),  # starts with a root, but ".." climbs out of it
+    ("/media/tv/show/../../../root/x.mkv", "outside_library"),
+    ("/media/tv/./show/e1.mkv", "outside_library"),  # not normalised
+    ("/media/tv//show/e1.mkv", "outside_library"),
+    ("/media/tvshadow/e1.mkv", "outside_library"),  # shares the root's prefix, but is another folder
+    ("/media/tv", "outside_library"),
+    ("relative/x.mkv", "outside_library"),
+    ("D:\\TV\\Dark\\S01E01.mkv", "outside_library"),
+    ("/media/tv/show/e1.mkv\0.nfo", "outside_library"),
+    ("/media/tv/show/e1.nfo", "not_video"),
+    ("/media/tv/show/e1.strm", "not_video"),  # a .strm may point anywhere: not a video
+    ("/media/tv/show/ld.so.conf", "not_video"),
+    ("/media/tv/show/noext", "not_video"),
+    ("/media/tv/show/e1.mkv.sh", "not_video"),
+])  # fmt: skip
+def test_symlink_mode_links_only_videos_inside_the_media_roots(path: str, reason: str) -> None:
+    assert episode_links([path], SYMLINK) == ({}, {reason: 1})
+
+
+def test_symlink_mode_accepts_videos_under_any_media_root() -> None:
+    options = LibraryOptions(mode="symlink", server_url="http://jf:8096", media_roots=("/media/tv", "/srv/anime/"))
+    links, skipped = episode_links(["/media/tv/A/e1.MKV", "/srv/anime/B/e2.m2ts", "/srv/anime/B/e3.iso"], options)
+    assert links == {"S - S01E01.mkv": "/media/tv/A/e1.MKV", "S - S01E02.m2ts": "/srv/anime/B/e2.m2ts",
+                     "S - S01E03.iso": "/srv/anime/B/e3.iso"}
+    assert skipped == {}
+
+
+@pytest.mark.parametrize("roots", [(), ("media/tv",), ("",)], ids=["none", "relative", "empty"])
+def test_symlink_mode_without_usable_media_roots_links_nothing(roots: tuple[str, ...]) -> None:
+    options = LibraryOptions(mode="symlink", server_url="http://jf:8096", media_roots=roots)
+    assert episode_links(["/media/tv/A/e1.mkv", "/etc/passwd"], options) == ({}, {"outside_library": 2})
+
+
+def test_stream_url_files_are_private_and_nothing_else_is() -> None:
+    """Episode .strm files carry the key (strm mode needs it), so the writer must make them owner-only."""
+    for options in (SYMLINK, STRM):
+        entries = plan_user_tree(PICKS, options).entries
+        private = {p.name for p, e in entries.items() if isinstance(e, PrivateBytes)}
+        expected = {p.name for p in entries if p.suffix == ".strm" and "placeholder" not in p.name}
+        assert private == (expected if options is STRM else set())
 
 
 def test_duplicate_series_rejected_and_server_url_checked() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import stat
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path, PurePosixPath
 
@@ -15,7 +17,7 @@ from aperture_resources.library.writer import remove_user_tree, write_user_tree
 from tests.conftest import strm_options
 
 STRM = strm_options("jellyfin", "http://jellyfin:8096")
-SYMLINK = LibraryOptions(mode="symlink", server_url="http://jellyfin:8096")
+SYMLINK = LibraryOptions(mode="symlink", server_url="http://jellyfin:8096", media_roots=("/media",))
 
 
 def series(rank: int, series_id: str, title: str, n_episodes: int = 2) -> PickedSeries:
@@ -302,3 +304,61 @@ def test_empty_plan_makes_an_empty_folder(root: Path, user_dir: Path) -> None:
     write(user_dir, root, PICKS[:1])
     write(user_dir, root, [])
     assert list(user_dir.iterdir()) == []
+
+
+KEY = "s3cr3t-api-key"
+KEYED = strm_options("jellyfin", "http://jellyfin:8096", KEY)
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """Umask 0, so every mode seen is the one the writer chose, not one the umask narrowed."""
+    previous = os.umask(0)
+    yield
+    os.umask(previous)
+
+
+def modes(top: Path) -> dict[str, int]:
+    """Permission bits of every file and folder below top (links have none of their own)."""
+    return {k: stat.S_IMODE((top / k).lstat().st_mode) for k in files(top) if not (top / k).is_symlink()}
+
+
+def holds_key(path: Path) -> bool:
+    return path.is_file() and KEY.encode() in path.read_bytes()
+
+
+def test_files_holding_the_key_are_owner_only_and_nothing_is_wider_than_needed(root, user_dir, open_umask) -> None:
+    write(user_dir, root, PICKS, KEYED)
+    found = modes(user_dir)
+    keyed = {k for k in found if holds_key(user_dir / k)}
+    assert keyed and keyed == {k for k in found if k.endswith(".strm") and "placeholder" not in k}
+    assert {found[k] for k in keyed} == {0o600}
+    assert {found[k] for k in found if (user_dir / k).is_file() and k not in keyed} == {0o644}
+    assert {found[k] for k in found if (user_dir / k).is_dir()} == {0o755}  # the server traverses them
+    for folder in (user_dir, user_dir.parent, user_dir.parent.parent):  # the user folder and the parents made
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+
+
+def test_a_keyed_file_left_world_readable_is_repaired(root, user_dir, open_umask) -> None:
+    """An earlier version wrote keyed .strm files 0644: the next write must narrow them (bytes are equal)."""
+    plan = plan_user_tree(PICKS, KEYED).entries
+    write_user_tree(user_dir, {rel: bytes(e) if isinstance(e, bytes) else e for rel, e in plan.items()}, root)
+    keyed = [k for k in files(user_dir) if holds_key(user_dir / k)]
+    assert {modes(user_dir)[k] for k in keyed} == {0o644}
+    stats = write_user_tree(user_dir, plan, root)
+    assert stats.written == len(keyed) == 6 and stats.removed == 0
+    assert {modes(user_dir)[k] for k in keyed} == {0o600}
+    assert write_user_tree(user_dir, plan, root).written == 0  # and stays repaired
+
+
+def test_folders_opened_wider_are_narrowed(root, user_dir) -> None:
+    write(user_dir, root, PICKS)
+    os.chmod(user_dir, 0o777)
+    os.chmod(user_dir / "Beta (2010)" / "Season 1", 0o777)
+    before = snapshot(user_dir)
+    stats = write(user_dir, root, PICKS)
+    assert (stats.written, stats.removed, stats.changed_folders) == (0, 0, ())  # nothing for the server to rescan
+    assert not stat.S_IMODE(user_dir.stat().st_mode) & 0o022
+    assert not stat.S_IMODE((user_dir / "Beta (2010)" / "Season 1").stat().st_mode) & 0o022
+    after = snapshot(user_dir)
+    assert all(after[k] == before[k] for k in before if Path(k).suffix)  # files carried over, not rewritten

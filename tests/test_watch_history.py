@@ -19,6 +19,7 @@ from aperture_resources import database as db
 from aperture_resources.database import DatabaseResource
 from aperture_resources.media_server.base import MediaServerError
 from aperture_resources.pipeline_config import PipelineConfig
+from aperture_resources.watch_store import CatalogVersion, WatchSync
 
 
 @pytest.fixture
@@ -113,15 +114,16 @@ def test_backfill_over_several_users_is_one_run_and_isolates_failures(resources,
 
 def test_sensor_adds_and_removes_user_partitions(resources, sample_server, instance, sql):
     ids = user_ids(sample_server)
-    context = build_sensor_context(instance=instance, resources=resources)
-    result = media_users_sensor(context)
+    with build_sensor_context(instance=instance, resources=resources) as context:
+        result = media_users_sensor(context)
     added = {key for req in result.dynamic_partitions_requests for key in req.partition_keys}
     assert ids["alice"] in added and ids["frank"] not in added  # frank is disabled
     assert sql("SELECT is_disabled FROM media_users WHERE name = 'frank'")[0][0] is True
     instance.add_dynamic_partitions(users_partitions.name, sorted(added))
 
     narrowed = {**resources, "pipeline": PipelineConfig(users="alice,bob")}
-    result = media_users_sensor(build_sensor_context(instance=instance, resources=narrowed))
+    with build_sensor_context(instance=instance, resources=narrowed) as context:
+        result = media_users_sensor(context)
     removed = {key for req in result.dynamic_partitions_requests for key in req.partition_keys}
     assert removed == added - {ids["alice"], ids["bob"]}
 
@@ -336,10 +338,11 @@ def test_a_catalog_change_alone_still_rederives_progress_on_the_incremental_path
 
 def test_full_read_reasons():
     now = datetime(2027, 1, 2, tzinfo=UTC)
-    catalog = ("removals-1", "version-1")
-    synced = ("/picks", now - timedelta(hours=2), "removals-1", "version-0")
+    catalog = CatalogVersion("removals-1", "version-1")
+    synced = WatchSync("/picks", now - timedelta(hours=2), "removals-1", "version-0")
     assert full_read_reason(None, "/picks", now, catalog) == "no previous sync"
     assert full_read_reason(synced, "/picks", now, catalog) is None  # a changed catalog alone is fine
     assert full_read_reason(synced, "/other", now, catalog) == "the picks root changed"
     assert full_read_reason(synced, "/picks", now + FULL_READ_EVERY, catalog) == "periodic full read"
-    assert full_read_reason(synced, "/picks", now, ("removals-2", "version-1")) == "the catalog removed episodes"
+    assert full_read_reason(synced, "/picks", now, CatalogVersion("removals-2", "version-1")) \
+        == "the catalog removed episodes"

@@ -16,6 +16,7 @@ from aperture_assets.logic.watch_rows import (
     watch_states,
     watermark,
 )
+from aperture_resources.watch_store import PlayedItem
 
 USERS = [
     {"Id": "u1", "Name": "Alice", "Policy": {"IsDisabled": False}},
@@ -102,6 +103,6 @@ def test_watch_states_from_a_played_set_equal_episode_states_over_the_raw_lists(
     played = played_items(played_raw, "/picks")
     assert watch_states(played, [*resume, *favorites], "/picks") == direct
     # through storage (favourite flags are never stored; they come from the favourites list)
-    stored = {s.item_id: s for s in (stored_played(played_row(s)) for s in played.values())}
+    stored = {s.item_id: s for s in (stored_played(PlayedItem(*played_row(s))) for s in played.values())}
     assert watch_states(stored, [*resume, *favorites], "/picks") == direct
     assert watch_states(stored, resume, "/picks")["e1"].is_favorite is False  # un-favourited since

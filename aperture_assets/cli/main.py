@@ -10,12 +10,19 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import warnings
 from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aperture_resources.settings import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,16 +60,27 @@ def open_instance():
         return DagsterInstance.get()
 
 
+def recover(instance: DagsterInstance) -> None:
+    """Fail the runs a killed process left "started", and free the pool slots they hold, so this command does
+    not wait for them forever."""
+    from aperture_assets.wiring.recovery import recover_dead_runs
+
+    for line in recover_dead_runs(instance):
+        print(f"aperture: {line}")
+
+
 def run_pipeline(selected: Sequence[str] | None = None) -> int:
     """Run the pipeline once through Dagster on the persistent instance, print progress and a summary;
     returns the exit code (1 if a stage failed)."""
-    from aperture_assets.cli.run import run_stages
+    from aperture_assets.cli.run import run_stages, stop_on_signals
     from aperture_assets.definitions import defs
     from aperture_assets.wiring.stage import pool_storage_connections
 
     with open_instance() as instance:
+        recover(instance)
         pool_storage_connections(instance)
-        results = run_stages(defs(), instance, selected, echo=lambda line: print(f"aperture: {line}"))
+        results = stop_on_signals(
+            lambda: run_stages(defs(), instance, selected, echo=lambda line: print(f"aperture: {line}")), instance)
     print("\n".join(summary_lines(results)))
     failed = [r for r in results if not r.success]
     if failed:
@@ -72,24 +90,19 @@ def run_pipeline(selected: Sequence[str] | None = None) -> int:
 
 def summary_lines(results) -> list[str]:
     """Stage durations, then one line per enabled user: picks and where their library is."""
+    from aperture_resources.catalog_store import catalog_totals
     from aperture_resources.database import DatabaseResource
+    from aperture_resources.recommendation_store import user_pick_summaries
 
     lines = ["", "| Stage | Result | Seconds | Dagster run |", "|---|---|---|---|"]
     lines += [f"| {r.name} | {'ok' if r.success else 'FAILED'} | {r.seconds:.1f} | {r.run_id[:8]} |" for r in results]
     with DatabaseResource(url=os.environ["APERTURE_DATABASE_URL"]).connect() as conn:
-        series, episodes = conn.execute(
-            "SELECT (SELECT count(*) FROM series WHERE removed_at IS NULL),"
-            " (SELECT count(*) FROM episodes WHERE removed_at IS NULL)").fetchone()
-        users = conn.execute(
-            "SELECT u.name, count(r.rank), bool_or(r.cold_start), "
-            " string_agg(s.name, ', ' ORDER BY r.rank) FILTER (WHERE r.rank <= 3) "
-            "FROM media_users u LEFT JOIN latest_recommendations r ON r.user_id = u.id "
-            "LEFT JOIN series s ON s.id = r.series_id "
-            "WHERE u.removed_at IS NULL AND NOT u.is_disabled GROUP BY u.name ORDER BY u.name").fetchall()
-    lines += ["", f"catalog: {series} series, {episodes} episodes", "",
+        totals = catalog_totals(conn)
+        users = user_pick_summaries(conn)
+    lines += ["", f"catalog: {totals.series} series, {totals.episodes} episodes", "",
               "| User | Picks | Top picks |", "|---|---|---|"]
-    for name, count, cold, top in users:
-        lines.append(f"| {name} | {count}{' (cold start)' if cold else ''} | {top or ''} |")
+    for u in users:
+        lines.append(f"| {u.name} | {u.picks}{' (cold start)' if u.cold_start else ''} | {u.top_picks or ''} |")
     return lines
 
 
@@ -127,11 +140,44 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_dev(args: argparse.Namespace) -> int:
     settings = load_settings()
     prepare_environment(settings)
-    open_instance().dispose()  # the webserver and the daemon start at once: create Dagster's tables first
+    with open_instance() as instance:  # the webserver and the daemon start at once: create Dagster's tables first
+        recover(instance)
     dagster = Path(sys.executable).with_name("dagster")
-    command = [str(dagster), "dev", "-m", "aperture_assets.definitions", "-h", args.host, "-p", str(args.port)]
-    os.execv(command[0], command)
-    return 0  # not reached
+    return supervise([str(dagster), "dev", "-m", "aperture_assets.definitions", "-h", args.host, "-p", str(args.port)])
+
+
+class Signalled(BaseException):
+    """SIGTERM or SIGINT arrived (args: the signal number)."""
+
+
+def supervise(command: list[str], grace_seconds: float = 5.0) -> int:
+    """Run `command` in its own process group; on SIGTERM/SIGINT pass the signal to the whole group and kill
+    what is left after `grace_seconds`. Signalled alone, `dagster dev` exits but leaves its code servers running
+    (with the terminal's output open) until their 45 s heartbeat timeout. Returns the command's exit code, or
+    128 + signum."""
+
+    def signalled(signum: int, _frame: object) -> None:
+        raise Signalled(signum)
+
+    child = subprocess.Popen(command, process_group=0)
+    previous = {sig: signal.signal(sig, signalled) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return child.wait()
+    except Signalled as stop:
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not leave the group running
+        signum = stop.args[0]
+        with suppress(ProcessLookupError):
+            os.killpg(child.pid, signum)
+        with suppress(subprocess.TimeoutExpired):
+            child.wait(grace_seconds)
+        with suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)  # whatever is left of the group
+        child.wait()
+        return 128 + signum
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -153,6 +199,14 @@ def cmd_db(args: argparse.Namespace) -> int:
     if args.action == "upgrade":
         migrate(env["APERTURE_DATABASE_URL"])
         print("database schema is up to date")
+    elif args.action == "forget-libraries":
+        from aperture_resources.access_store import forget_picks_libraries, picks_libraries
+        from aperture_resources.database import DatabaseResource
+
+        with DatabaseResource(url=env["APERTURE_DATABASE_URL"]).connect() as conn:
+            known = picks_libraries(conn)
+            forget_picks_libraries(conn, known)
+        print(f"forgot {len(known)} picks libraries; the next run finds or creates each user's library again")
     else:
         print(env["APERTURE_DATABASE_URL"])
     return 0
@@ -176,7 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     dev.set_defaults(func=cmd_dev)
     sub.add_parser("doctor", help="check configuration, database and media server").set_defaults(func=cmd_doctor)
     db = sub.add_parser("db", help="database maintenance")
-    db.add_argument("action", choices=["upgrade", "url", "stop"])
+    db.add_argument("action", choices=["upgrade", "url", "stop", "forget-libraries"],
+                    help="upgrade: apply migrations; url: print the database URL; stop: stop the embedded "
+                    "PostgreSQL; forget-libraries: forget the picks libraries aperture made (after a server rebuild)")
     db.set_defaults(func=cmd_db)
     return parser
 

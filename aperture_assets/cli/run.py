@@ -1,17 +1,24 @@
 """One-shot pipeline runs for the CLI: the spec's jobs in its "Job Order", each a Dagster run recorded
-in the instance (so it shows in the UI), per-user stages as one run over every user partition."""
+in the instance (so it shows in the UI), per-user stages as one run over every user partition. Each run names
+this process in its worker tag, so a later command can tell when it was killed (see wiring/recovery.py)."""
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+import signal
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 import psycopg
-from dagster import DagsterInstance, Definitions, build_resources
+from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, build_resources
 
 from aperture_assets.wiring.dagster_internals import partition_range_tags, step_succeeded
 from aperture_assets.wiring.jobs import STAGE_ASSETS
 from aperture_assets.wiring.partitions import apply_user_partitions, users_partitions
+from aperture_assets.wiring.recovery import fail_own_runs, run_worker
 
 # The spec's Job Order, plus the quality report right after the picks it evaluates.
 STAGES: tuple[tuple[str, bool], ...] = (
@@ -89,8 +96,7 @@ def _run_stages(defs: Definitions, instance: DagsterInstance, keys: list[str], s
             echo(f"{name}: skipped (no enabled users)")
             continue
         echo(f"{name}: running ...")
-        result = defs.resolve_job_def(name).execute_in_process(instance=instance, tags=tags if partitioned else {},
-                                                               raise_on_error=False)
+        result = _execute(defs, name, instance, tags if partitioned else {})
         stats = instance.get_run_stats(result.run_id)
         seconds = (stats.end_time or 0) - (stats.start_time or 0)
         results.append(_report(StageResult(name, result.success, seconds, result.run_id,
@@ -104,8 +110,7 @@ def _full_refresh(defs: Definitions, instance: DagsterInstance, tags: dict, echo
                   ) -> list[StageResult]:
     """The five spec stages as one `full_refresh` run; each stage reported from its step's stats."""
     echo(f"full_refresh: running {', '.join(SPEC_STAGES)} in one Dagster run ...")
-    result = defs.resolve_job_def("full_refresh").execute_in_process(instance=instance, tags=tags,
-                                                                     raise_on_error=False)
+    result = _execute(defs, "full_refresh", instance, tags)
     steps = {step.step_key: step for step in instance.get_run_step_stats(result.run_id)}
     results = []
     for name, asset in zip(SPEC_STAGES, STAGE_ASSETS, strict=True):
@@ -116,6 +121,64 @@ def _full_refresh(defs: Definitions, instance: DagsterInstance, tags: dict, echo
         if not ok:
             break
     return results
+
+
+def _execute(defs: Definitions, job: str, instance: DagsterInstance, tags: Mapping[str, str]
+             ) -> ExecuteInProcessResult:
+    run_id = str(uuid.uuid4())
+    return defs.resolve_job_def(job).execute_in_process(
+        instance=instance, run_id=run_id, tags={**tags, **run_worker().tag(run_id)}, raise_on_error=False)
+
+
+T = TypeVar("T")
+
+
+def stop_on_signals(work: Callable[[], T], instance: DagsterInstance) -> T:
+    """Return `work()`, run in a thread, or exit on SIGTERM/SIGINT within moments, with the run marked failed.
+
+    On the main thread, `execute_in_process` turns these signals into a flag that only a step's own code acts on:
+    a step waiting for a pool slot never looks at it (the run then ignores SIGTERM for good), and a step's
+    RetryPolicy turns the interrupt into a retry. In a thread it installs no handlers, so this process's handler
+    runs at once: it marks this process's runs failed, frees their pool slots and exits with 128 + signum. The
+    work in flight ends as with `kill -9`, which every stage survives (one transaction per write, atomic files).
+    """
+    value: list[T] = []
+    error: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            value.append(work())
+        except BaseException as exc:  # handed to the main thread, which raises it
+            error.append(exc)
+
+    def stop(signum: int, _frame: object) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        deadline = threading.Timer(10, os._exit, (128 + signum,))  # nor a database that does not answer
+        deadline.daemon = True
+        deadline.start()
+        line = f"aperture: stopped by {signal.Signals(signum).name}"
+        try:
+            if fail_own_runs(instance, f"aperture was stopped by {signal.Signals(signum).name}."):
+                line += "; the run was marked failed"
+        except Exception as exc:
+            line += f"; the run could not be marked failed ({exc}), the next aperture command will"
+        finally:
+            print(line, file=sys.stderr, flush=True)
+            sys.stdout.flush()
+            os._exit(128 + signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    worker = threading.Thread(target=target, name="aperture run", daemon=True)
+    worker.start()
+    try:
+        worker.join()  # a signal interrupts the wait and runs `stop` here
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if error:
+        raise error[0]
+    return value[0]
 
 
 def _report(stage: StageResult, echo: Callable[[str], None]) -> StageResult:

@@ -1,7 +1,9 @@
 """Pure mapping from media-server item JSON to catalog rows (no I/O, unit-tested directly).
 
-Servers omit null properties and sometimes send odd values; every accessor here tolerates missing
-or malformed fields so one bad item never sinks a sync.
+Server data is untrusted. Servers omit null properties and sometimes send odd values: every accessor here
+tolerates missing or malformed fields, numbers outside what the field can mean (and the database can hold)
+are dropped with a warning naming the item, text is made valid UTF-8 without NUL, and an item whose row
+cannot be built at all is skipped and named, so one bad item never sinks a sync.
 """
 
 from __future__ import annotations
@@ -34,25 +36,50 @@ def parse_date(value: object) -> date | None:
     return parsed.date() if parsed else None
 
 
-def as_int(value: object) -> int | None:
+INT32 = (-(2**31), 2**31 - 1)
+# What each numeric field can mean; a value outside is dropped (it would also overflow its column).
+BOUNDS: dict[str, tuple[float, float]] = {
+    "IndexNumber": (0, 100_000), "IndexNumberEnd": (0, 100_000), "ParentIndexNumber": (0, 10_000),
+    "ProductionYear": (1800, 2300), "CommunityRating": (0, 10), "RunTimeTicks": (0, 10**7 * 3600 * 24 * 7),
+    "PlayCount": (0, 1_000_000), "PlaybackPositionTicks": (0, 10**7 * 3600 * 24 * 7), "PlayedPercentage": (0, 100),
+}
+
+
+def as_int(value: object, bounds: tuple[float, float] = INT32) -> int | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value
     if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return None
+        value = int(value)
+    return value if isinstance(value, int) and bounds[0] <= value <= bounds[1] else None
 
 
-def as_float(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+def as_float(value: object, bounds: tuple[float, float] = (-1e30, 1e30)) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if bounds[0] <= value <= bounds[1] else None  # also drops inf and nan
+
+
+def field_int(item: dict, field: str) -> int | None:
+    return as_int(item.get(field), BOUNDS[field])
+
+
+def field_float(item: dict, field: str) -> float | None:
+    return as_float(item.get(field), BOUNDS[field])
+
+
+def out_of_range(item: dict) -> list[str]:
+    """The item's numeric fields that are present but unusable, as `Field=value` (for the warning)."""
+    return [f"{field}={str(item[field])[:40]}" for field in BOUNDS
+            if item.get(field) is not None and not isinstance(item[field], bool)
+            and isinstance(item[field], int | float) and as_float(item[field], BOUNDS[field]) is None]
 
 
 def as_text(value: object) -> str | None:
-    """A non-blank string, without NUL bytes (PostgreSQL text cannot hold them: one would sink the whole sync)."""
+    """A non-blank string of valid UTF-8 without NUL bytes (PostgreSQL text holds neither a NUL nor a lone
+    surrogate: one would sink the whole sync)."""
     if not isinstance(value, str):
         return None
-    value = value.replace("\x00", "")
+    value = value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
     return value if value.strip() else None
 
 
@@ -86,25 +113,25 @@ def series_row(item: dict, library_id: str, poster_url: str | None) -> tuple:
     name = as_text(item.get("Name")) or f"Untitled series {item['Id']}"
     return (
         item["Id"], library_id, name, as_text(item.get("SortName")), as_text(item.get("OriginalTitle")),
-        as_int(item.get("ProductionYear")), end.year if end else None, as_text(item.get("Overview")),
+        field_int(item, "ProductionYear"), end.year if end else None, as_text(item.get("Overview")),
         text_list(item.get("Genres")), text_list(item.get("Tags")), studios[0] if studios else None, studios,
-        as_text(item.get("Status")), as_text(item.get("OfficialRating")), as_float(item.get("CommunityRating")),
+        as_text(item.get("Status")), as_text(item.get("OfficialRating")), field_float(item, "CommunityRating"),
         poster_url, *provider_ids(item), parse_date(item.get("PremiereDate")),
         parse_datetime(item.get("DateCreated")), as_text(item.get("Path")),
     )
 
 
 def season_row(item: dict) -> tuple:
-    return (item["Id"], as_text(item.get("SeriesId")) or "", as_int(item.get("IndexNumber")),
+    return (item["Id"], as_text(item.get("SeriesId")) or "", field_int(item, "IndexNumber"),
             as_text(item.get("Name")))
 
 
 def episode_row(item: dict) -> tuple:
     return (
         item["Id"], as_text(item.get("SeriesId")) or "", as_text(item.get("SeasonId")),
-        as_int(item.get("ParentIndexNumber")), as_int(item.get("IndexNumber")),
-        as_int(item.get("IndexNumberEnd")), as_text(item.get("Name")), parse_date(item.get("PremiereDate")),
-        as_int(item.get("RunTimeTicks")), as_text(item.get("Path")), parse_datetime(item.get("DateCreated")),
+        field_int(item, "ParentIndexNumber"), field_int(item, "IndexNumber"),
+        field_int(item, "IndexNumberEnd"), as_text(item.get("Name")), parse_date(item.get("PremiereDate")),
+        field_int(item, "RunTimeTicks"), as_text(item.get("Path")), parse_datetime(item.get("DateCreated")),
         *provider_ids(item),
     )
 
@@ -116,17 +143,34 @@ def library_row(folder: dict) -> tuple:
     )
 
 
-def unique_rows(items: Iterable[dict], to_row: Callable[[dict], tuple]) -> tuple[list[tuple], int]:
-    """Rows for items with a string Id, first copy wins; returns (rows, items skipped as malformed)."""
+def describe(item: dict) -> str:
+    return f"{as_text(item.get('Type')) or 'item'} {item.get('Id')} ({(as_text(item.get('Name')) or '?')[:60]!r})"
+
+
+def unique_rows(items: Iterable[dict], to_row: Callable[[dict], tuple], problems: list[str] | None = None
+                ) -> tuple[list[tuple], int]:
+    """Rows for items with a string Id, first copy wins; returns (rows, items skipped as malformed). Items
+    whose row cannot be built are skipped too; each skip and each dropped value is named in `problems`."""
     rows: dict[str, tuple] = {}
     skipped = 0
+    notes = problems if problems is not None else []
     for item in items:
         item_id = item.get("Id") if isinstance(item, dict) else None
         if not isinstance(item_id, str | int) or isinstance(item_id, bool) or not str(item_id):
             skipped += 1
             continue
         item = {**item, "Id": str(item_id)}
-        rows.setdefault(item["Id"], to_row(item))
+        if item["Id"] in rows:
+            continue
+        try:
+            rows[item["Id"]] = to_row(item)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            skipped += 1
+            notes.append(f"{describe(item)} skipped: {type(exc).__name__} {str(exc)[:80]}")
+            continue
+        dropped = out_of_range(item)
+        if dropped:
+            notes.append(f"{describe(item)}: dropped out-of-range {', '.join(dropped)}")
     return list(rows.values()), skipped
 
 
@@ -158,3 +202,11 @@ def select_tv_libraries(folders: Sequence[dict], wanted: Sequence[str], picks_ro
         raise ConfigError("The media server has no TV library (CollectionType tvshows); add one, or set "
                           "APERTURE_TV_LIBRARIES.")
     return candidates
+
+
+def shrunken_libraries(before: dict[str, int], now: dict[str, int], threshold: float) -> list[str]:
+    """Libraries that lost more than `threshold` of their series in one read (and at least two): a library
+    that reads back empty or far shorter is far likelier a bad read (an unmounted disk, a scan in progress)
+    than shows deleted, so nothing is marked removed on it."""
+    return sorted(lib for lib, count in before.items()
+                  if (lost := count - now.get(lib, 0)) >= 2 and lost / count > threshold)

@@ -6,8 +6,12 @@ import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from aperture_assets.logic.catalog_rows import as_float, as_int, as_text, parse_datetime, provider_ids
+from aperture_assets.logic.catalog_rows import as_text, field_float, field_int, parse_datetime, provider_ids
+
+if TYPE_CHECKING:
+    from aperture_resources.watch_store import PlayedItem
 
 WATCH_FIELDS = ["ProviderIds", "Path"]
 STATES = ("not_started", "in_progress", "caught_up", "completed")
@@ -31,6 +35,18 @@ def enabled_user_ids(users: Sequence[dict], wanted: Sequence[str]) -> list[str]:
             continue
         chosen.append(user_id)
     return chosen
+
+
+def users_to_drop(keys: Iterable[str], listed: Iterable[str], enabled: Iterable[str], missing: Mapping[str, int],
+                  reads: int) -> tuple[set[str], set[str]]:
+    """(drop, hold) among user partition keys that are not enabled. A user the server lists but who is disabled
+    or left out by APERTURE_USERS goes at once; one missing from the list goes only after `reads` successful
+    reads in a row without them, and until then is held (neither rebuilt nor removed): one short answer from
+    the server is not news."""
+    listed, enabled = set(listed), set(enabled)
+    gone = {k for k in keys if k not in enabled}
+    drop = {k for k in gone if k in listed or missing.get(k, 0) >= reads}
+    return drop, gone - drop
 
 
 def unknown_users(users: Sequence[dict], wanted: Sequence[str]) -> dict[str, list[str]]:
@@ -80,14 +96,14 @@ def parse_episode(item: dict, exclude_root: str = "") -> EpisodeState | None:
     return EpisodeState(
         item_id=str(item_id),
         played=bool(data.get("Played")),
-        play_count=max(as_int(data.get("PlayCount")) or 0, 1 if data.get("Played") else 0),
+        play_count=max(field_int(data, "PlayCount") or 0, 1 if data.get("Played") else 0),
         last_played_at=parse_datetime(data.get("LastPlayedDate")),
-        position_ticks=max(as_int(data.get("PlaybackPositionTicks")) or 0, 0),
-        played_percentage=as_float(data.get("PlayedPercentage")),
+        position_ticks=field_int(data, "PlaybackPositionTicks") or 0,
+        played_percentage=field_float(data, "PlayedPercentage"),
         is_favorite=bool(data.get("IsFavorite")),
         series_id=as_text(item.get("SeriesId")),
-        season_number=as_int(item.get("ParentIndexNumber")),
-        episode_number=as_int(item.get("IndexNumber")),
+        season_number=field_int(item, "ParentIndexNumber"),
+        episode_number=field_int(item, "IndexNumber"),
         provider_ids=provider_ids(item),
         excluded=is_under(item.get("Path"), exclude_root),
         path=as_text(item.get("Path")),
@@ -177,9 +193,10 @@ def played_row(state: EpisodeState) -> tuple:
             state.series_id, state.season_number, state.episode_number, *state.provider_ids, state.excluded)
 
 
-def stored_played(row: Sequence) -> EpisodeState:
+def stored_played(item: PlayedItem) -> EpisodeState:
     """The inverse of `played_row` (a stored item is played; its favourite flag is never stored)."""
-    item_id, plays, last, position, percent, series_id, season, episode, tvdb, tmdb, imdb, excluded = row
-    return EpisodeState(item_id=item_id, played=True, play_count=plays, last_played_at=last, position_ticks=position,
-                        played_percentage=percent, is_favorite=False, series_id=series_id, season_number=season,
-                        episode_number=episode, provider_ids=(tvdb, tmdb, imdb), excluded=excluded)
+    return EpisodeState(item_id=item.item_id, played=True, play_count=item.play_count,
+                        last_played_at=item.last_played_at, position_ticks=item.position_ticks,
+                        played_percentage=item.played_percentage, is_favorite=False, series_id=item.series_id,
+                        season_number=item.season_number, episode_number=item.episode_number,
+                        provider_ids=(item.tvdb_id, item.tmdb_id, item.imdb_id), excluded=item.excluded)

@@ -3,12 +3,12 @@ the `media_users` sensor and `aperture run` both apply `user_partition_changes`.
 
 from dagster import DagsterInstance, DynamicPartitionsDefinition
 
-from aperture_assets.logic.watch_rows import enabled_user_ids, unknown_users, user_row
+from aperture_assets.logic.watch_rows import enabled_user_ids, unknown_users, user_row, users_to_drop
 from aperture_resources.database import DatabaseResource
-from aperture_resources.media_server import MediaServerResource
+from aperture_resources.media_server import MediaServerClient, MediaServerError, MediaServerResource
 from aperture_resources.pipeline_config import PipelineConfig
 from aperture_resources.settings import ConfigError
-from aperture_resources.watch_store import sync_users
+from aperture_resources.watch_store import missing_reads, sync_users
 
 users_partitions = DynamicPartitionsDefinition(name="users")
 
@@ -22,19 +22,30 @@ def check_wanted_users(users: list[dict], wanted: list[str]) -> None:
         raise ConfigError(f"APERTURE_USERS names no user on the media server: {said}.")
 
 
+def read_users(client: MediaServerClient) -> list[dict]:
+    """The server's users. An empty list is a bad read, not news (a server always has its admin): raise, so
+    nothing is removed or counted as missing."""
+    users = [u for u in client.users() if isinstance(u, dict) and u.get("Id")]
+    if not users:
+        raise MediaServerError(f"{client.kind} server listed no users; treating it as a bad read, nothing changed.")
+    return users
+
+
 def user_partition_changes(instance: DagsterInstance, media_server: MediaServerResource, database: DatabaseResource,
                            pipeline: PipelineConfig) -> tuple[list[str], list[str], list[str], int]:
     """Read the server's users, sync the users table, and work out partition keys to add and remove.
-    Returns (added, removed, enabled, user rows changed); a failed read raises before anything changes."""
+    Returns (added, removed, enabled, user rows changed); a failed read raises before anything changes.
+    A partition goes when its user is disabled or left out, or missing from APERTURE_USER_REMOVAL_READS reads."""
     with media_server.client() as client:
-        users = client.users()
+        users = read_users(client)
     check_wanted_users(users, pipeline.wanted_users())
-    rows = [user_row(u) for u in users if isinstance(u, dict) and u.get("Id")]
-    with database.connect() as conn:
-        changed = sync_users(conn, rows)
     enabled = enabled_user_ids(users, pipeline.wanted_users())
     current = set(instance.get_dynamic_partitions(users_partitions.name))
-    return sorted(set(enabled) - current), sorted(current - set(enabled)), enabled, changed
+    with database.connect() as conn:
+        changed = sync_users(conn, [user_row(u) for u in users])
+        missing = missing_reads(conn, sorted(current - set(enabled)))
+    drop, _ = users_to_drop(current, (str(u["Id"]) for u in users), enabled, missing, pipeline.user_removal_reads)
+    return sorted(set(enabled) - current), sorted(drop), enabled, changed
 
 
 def apply_user_partitions(instance: DagsterInstance, media_server: MediaServerResource, database: DatabaseResource,

@@ -33,6 +33,8 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         url=settings.media_server_url,
         api_key=_secret(settings, "media_server_api_key"),
         concurrency=settings.media_server_concurrency,
+        timeout_seconds=settings.media_server_timeout_seconds,
+        max_response_mb=settings.media_server_max_response_mb,
         tv_libraries=settings.tv_libraries,
         picks_root=settings.picks_root_on_server,
     )
@@ -52,6 +54,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             explanations=settings.explanations,
             run_retention_days=settings.run_retention_days,
             mass_removal_threshold=settings.mass_removal_threshold,
+            user_removal_reads=settings.user_removal_reads,
         ),
         "ai": AIProviderResource(
             provider=settings.embedding_provider,

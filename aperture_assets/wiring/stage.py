@@ -5,16 +5,22 @@
   rows or the same media-server libraries;
 - errors a user must fix are not worth retrying: a ConfigError becomes a Dagster Failure that skips the
   job's RetryPolicy and shows its one sentence in the UI and the CLI;
-- the process keeps a few connections to Dagster's storage (see `pool_storage_connections`).
+- the UI can't be turned against the host: a run whose config overrides a resource setting that carries a
+  secret or chooses where data goes (server URL, keys, library root, database) is refused before any work, so
+  the launchpad can't send the API key elsewhere or write outside the library root;
+- the process keeps a few connections to Dagster's storage (see `pool_storage_connections`);
+- the run names the process that runs it (the `aperture/worker` tag, for runs the daemon launches: the CLI tags
+  its own), so a run whose process was killed is found and marked failed (see recovery.py).
 """
 
 import functools
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 
 from dagster import DagsterInstance, Failure
 
+from aperture_assets.wiring.recovery import tag_run
 from aperture_resources.settings import ConfigError
 
 _pooled: "weakref.WeakSet[DagsterInstance]" = weakref.WeakSet()
@@ -33,14 +39,36 @@ def pool_storage_connections(instance: DagsterInstance) -> None:
         _pooled.add(instance)
 
 
+# Set only from the environment (the settings model), never from a run's config.
+LOCKED = {
+    "media_server": {"url", "api_key", "picks_root"},
+    "library": {"root", "media_server"},
+    "database": {"url", "data_dir"},
+    "ai": {"openai_base_url", "openai_api_key", "ollama_host"},
+}
+
+
+def refuse_locked_overrides(run_config: Mapping) -> None:
+    """Raise a ConfigError naming every locked resource setting the run's config tries to set."""
+    resources = run_config.get("resources") if isinstance(run_config, Mapping) else None
+    overridden = sorted(
+        f"resources.{name}.config.{key}" for name, value in (resources or {}).items() if isinstance(value, Mapping)
+        for key in (value.get("config") or {}) if key in LOCKED.get(name, ()))
+    if overridden:
+        raise ConfigError(f"{', '.join(overridden)} cannot be set from a run's config (they carry secrets or choose "
+                          "where data goes): set the APERTURE_* environment variables instead.")
+
+
 def stage_body(fn: Callable) -> Callable:
     """Wrap an asset body whose `database` resource is passed by keyword (as Dagster does)."""
 
     @functools.wraps(fn)
     def wrapper(context, *args, **kwargs):
         pool_storage_connections(context.instance)  # also for runs the daemon launches
+        tag_run(context.instance, context.run)
         database = kwargs.get("database")
         try:
+            refuse_locked_overrides(context.run.run_config)
             with database.exclusive(fn.__name__) if database is not None else nullcontext():
                 return fn(context, *args, **kwargs)
         except ConfigError as exc:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from aperture_resources.ai.base import AIProvider, InputError, ProviderError, TransientError, parse_retry_after
+from aperture_resources.redaction import redact
 from aperture_resources.settings import ConfigError
 
 if TYPE_CHECKING:
@@ -97,9 +98,6 @@ class OpenAIProvider(AIProvider):
         return ProviderError(f"HTTP {status} from {where}: {reason}")
 
     def _reason(self, exc: openai.APIStatusError) -> str:
-        """The provider's error message, short and with the key removed."""
+        """The provider's error message, short and with the key removed (before cutting, so no half key stays)."""
         body = exc.body if isinstance(exc.body, dict) else {}
-        text = str(body.get("message") or exc.message)
-        if self._key:
-            text = text.replace(self._key, "***")
-        return text[:200]
+        return redact(str(body.get("message") or exc.message), [self._key])[:200]

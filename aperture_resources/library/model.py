@@ -45,6 +45,9 @@ class LibraryOptions:
     mode: Literal["symlink", "strm"]
     server_url: str  # base URL the media server plays from (the placeholder .strm)
     stream_url: str | None = None  # strm mode: the server's stream URL, "{item_id}" standing for the item
+    # Symlink mode: the server's own TV library folders (the Locations of its tvshows libraries, as the server
+    # sees them). Links only ever point under one of them; none means no episode is linked.
+    media_roots: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Every tree holds at least the placeholder .strm, whose URL is built from server_url: Jellyfin
@@ -64,5 +67,9 @@ class Symlink:
     target: str
 
 
-# A planned tree entry: file contents, or a symlink.
+class PrivateBytes(bytes):
+    """File contents holding a secret (a stream URL carrying the API key): written readable by the owner only."""
+
+
+# A planned tree entry: file contents (PrivateBytes when they hold a secret), or a symlink.
 Entry = bytes | Symlink

@@ -85,12 +85,17 @@ class LibraryResource(ConfigurableResource):
         return min(owners) if owners else None
 
     def library_name(self, user_name: str) -> str:
-        return self.name_template.format(name=user_name).strip()
+        """The user's library name; the user name is cleaned like a title (no control characters, slashes or
+        dots at the ends; Jellyfin 12 refuses names that start or end with whitespace)."""
+        return self.name_template.format(name=safe_component(user_name, 120, fallback="User")).strip()
 
-    def options(self, client: MediaServerClient) -> LibraryOptions:
-        """Writer options. Symlink targets stay the server's own paths (the server follows the links); strm
-        files hold the server's stream URLs, with the API key only when the user opted in."""
+    def options(self, client: MediaServerClient, folders: list[dict]) -> LibraryOptions:
+        """Writer options. Symlink targets stay the server's own paths (the server follows the links) and must
+        lie in one of its TV libraries (`folders`, not picks libraries); strm files hold the server's stream
+        URLs, with the API key only when the user opted in."""
         require_strm_opt_in(self.mode, self.strm_api_key)
         key = self.media_server.api_key if self.mode == "strm" else None
-        return LibraryOptions(mode=self.mode, server_url=client.base_url,
+        roots = sorted({loc for f in folders if str(f.get("CollectionType") or "").lower() == "tvshows"
+                        and self.owner_of_library(f) is None for loc in map(str, f.get("Locations") or [])})
+        return LibraryOptions(mode=self.mode, server_url=client.base_url, media_roots=tuple(roots),
                               stream_url=client.stream_url_template(key) if self.mode == "strm" else None)

@@ -1,21 +1,26 @@
-"""The media-server side of the picks libraries: find or create each one once, keep every one private to
-its user, and mark the sorting placeholders played for their user.
+"""The media-server side of the picks libraries: keep every one private to its user, find or create each one
+once, and mark the sorting placeholders played for their user. Everything here fails closed.
 
 Why each rule:
-- Creating a library is not idempotent (a taken name becomes "Name2"), so a library is looked up by path
-  and by name before anything is created, and read back by path afterwards.
-- A user with EnableAllFolders=true sees every library, other users' picks included. Switching it off
-  alone would hide all their real libraries, so it becomes an explicit list: every library that is not a
-  picks library, plus the user's own picks library. Users with an explicit list only lose other users'
-  picks libraries (and gain their own). Policies are read-modify-written whole: a partial body resets
-  the fields it leaves out.
-- Which id a policy's EnabledFolders holds differs by server: the client's `permission_id` says.
+- Privacy comes first. A user with EnableAllFolders=true sees every library, other users' picks included,
+  so before any picks library is created or scanned every such user gets an explicit list: every library that
+  is not a picks library (plus their own). If that fails for anyone, nothing is created or scanned in that run.
+  Who had "all libraries" is recorded, so libraries the admin adds later are added to those users' lists and
+  they keep seeing everything they did. Policies are read-modify-written whole: a partial body resets the
+  fields it leaves out. Which id a policy's EnabledFolders holds differs by server: the client's
+  `permission_id` says.
+- Creating a library is not idempotent (a taken name becomes "Name2"), so a library is looked up by the id
+  aperture recorded when it made it, then by path, before anything is created. A listing that holds none of
+  the recorded libraries is a bad read, not news: nothing is created.
+- Library names are unique whatever their case and Unicode form: a user whose library name clashes with
+  another library gets their short id appended, so two users called "alice" and "ALICE" get two libraries.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+import unicodedata
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -25,65 +30,96 @@ from aperture_resources.settings import ConfigError
 PLACEHOLDER_SUFFIX = "-placeholder.strm"
 
 
+class PrivacyError(MediaServerError):
+    """A user's library access could not be restricted; nothing new is made visible in this run."""
+
+
 def norm_id(value: object) -> str:
     return str(value).replace("-", "").lower()
+
+
+def name_key(name: str) -> str:
+    """How the server compares library names, and stricter: case and Unicode form ignored."""
+    return unicodedata.normalize("NFKC", name).casefold().strip()
 
 
 def _locations(folder: dict) -> list[str]:
     return [str(loc).rstrip("/") for loc in folder.get("Locations") or []]
 
 
-def find_library(folders: Iterable[dict], name: str, path: str) -> dict | None:
-    """The library at `path` (whatever it is called now), else the one named `name` if it points there too.
-
-    A library with our name but other locations is someone else's: refuse rather than show its content or
-    create "Name2"."""
-    folders = list(folders)
-    at_path = next((f for f in folders if path.rstrip("/") in _locations(f)), None)
-    if at_path is not None:
-        return at_path
-    named = next((f for f in folders if str(f.get("Name", "")).casefold() == name.casefold()), None)
-    if named is not None:
-        raise ConfigError(f"The media server already has a library named {name!r} at {_locations(named)}, not at "
-                          f"{path}: rename that library or change APERTURE_LIBRARY_NAME.")
-    return None
+def at_path(folders: Iterable[dict], path: str) -> dict | None:
+    return next((f for f in folders if path.rstrip("/") in _locations(f)), None)
 
 
-def ensure_libraries(client: MediaServerClient, wanted: dict[str, tuple[str, str]]) -> tuple[list[dict], dict, set]:
-    """Find or create each wanted library ({key: (name, server path)}).
+def unique_names(wanted: dict[str, tuple[str, str]], folders: list[dict], suffix: Callable[[str], str]
+                 ) -> dict[str, tuple[str, str]]:
+    """{key: (name, path)} with every name unique among the server's libraries and each other. A library that
+    already exists at its path keeps its name; a clash gets ` (<suffix(key)>)` appended."""
+    taken = {name_key(str(f.get("Name", ""))): _locations(f) for f in folders}
+    chosen: dict[str, tuple[str, str]] = {}
+    for key in sorted(wanted, key=lambda k: (at_path(folders, wanted[k][1]) is None, k)):
+        name, path = wanted[key]
+        existing = at_path(folders, path)
+        if existing is not None:
+            name = str(existing.get("Name", name))
+        elif name_key(name) in taken or name_key(name) in {name_key(n) for n, _ in chosen.values()}:
+            name = f"{name} ({suffix(key)})"
+        chosen[key] = (name, path)
+    return chosen
 
-    Returns (all folders, {key: folder}, keys created this run); the folder list is read once, and once
-    more only if something was created."""
-    folders = client.libraries()
-    missing = [key for key, (name, path) in wanted.items() if find_library(folders, name, path) is None]
+
+def check_listing(client: MediaServerClient, folders: list[dict], recorded_ids: Collection[str]) -> None:
+    """Refuse a library listing that cannot be the whole truth: empty, or without any of the picks libraries
+    aperture made (a server that lost them all at once is far likelier to have answered short)."""
+    if not folders:
+        raise MediaServerError(f"{client.kind} server listed no libraries at all; nothing was created or changed.")
+    listed = {norm_id(f.get("ItemId")) for f in folders}
+    if recorded_ids and not listed & {norm_id(i) for i in recorded_ids}:
+        raise MediaServerError(
+            f"{client.kind} server listed {len(folders)} libraries but none of the {len(recorded_ids)} picks "
+            "libraries aperture made; treating the list as a bad read, nothing was created or changed. If they "
+            "were really removed (a rebuilt server), run `aperture db forget-libraries`.")
+
+
+def ensure_libraries(client: MediaServerClient, folders: list[dict], wanted: dict[str, tuple[str, str]],
+                     recorded: dict[str, str]) -> tuple[list[dict], dict[str, dict], set[str]]:
+    """Find or create each wanted library ({key: (name, server path)}; `recorded`: {key: library id aperture
+    made before}). Returns (all folders, {key: folder}, keys created this run); the list is read again only if
+    something was created."""
+    by_id = {norm_id(f.get("ItemId")): f for f in folders}
+
+    def find(key: str, listing: list[dict]) -> dict | None:
+        known = by_id.get(norm_id(recorded[key])) if key in recorded else None
+        return known if known is not None else at_path(listing, wanted[key][1])
+
+    missing = [key for key in wanted if find(key, folders) is None]
     for key in missing:  # one at a time: each create makes the server re-validate its root folder
         client.create_library(*wanted[key])
     if missing:
         folders = client.libraries()
-    found = {key: find_library(folders, name, path) for key, (name, path) in wanted.items()}
+    found = {key: find(key, folders) for key in wanted}
     lost = [wanted[key][1] for key, folder in found.items() if folder is None]
     if lost:
         raise MediaServerError(f"{client.kind} server did not create a library at {lost}; does it see that path?")
-    return folders, found, set(missing)
+    return folders, {key: folder for key, folder in found.items() if folder is not None}, set(missing)
 
 
 def private_policy(policy: dict, folders: list[dict], permission_id: Callable[[dict], str], picks: set[str],
-                   own: set[str]) -> dict | None:
+                   own: set[str], see_all: bool = False) -> dict | None:
     """`policy` changed so that its user sees no picks library but their own; None if it already is so.
 
     permission_id: the server's id of a library in policies; picks / own: normalised permission ids of every
-    picks library / of this user's."""
+    picks library / of this user's; see_all: the user could see every library before aperture changed that,
+    so every library that is not a picks library belongs in their list."""
     others = picks - own
-    if policy.get("EnableAllFolders", True) is not False:
-        if not others:
-            return None
-        enabled = [permission_id(f) for f in folders if norm_id(permission_id(f)) not in others]
-        return {**policy, "EnableAllFolders": False, "EnabledFolders": enabled}
+    everything = [permission_id(f) for f in folders if norm_id(permission_id(f)) not in others]
+    if policy.get("EnableAllFolders", True) is not False:  # even before any picks library exists: it will
+        return {**policy, "EnableAllFolders": False, "EnabledFolders": everything}
     current = [str(x) for x in policy.get("EnabledFolders") or []]
     kept = [x for x in current if norm_id(x) not in others]
     have = {norm_id(x) for x in kept}
-    own_ids = [permission_id(f) for f in folders if norm_id(permission_id(f)) in own]
-    added = [x for x in own_ids if norm_id(x) not in have]
+    wanted = [x for x in everything if see_all or norm_id(x) in own]
+    added = [x for x in wanted if norm_id(x) not in have]
     if kept == current and not added:
         return None
     return {**policy, "EnabledFolders": kept + added}
@@ -92,36 +128,48 @@ def private_policy(policy: dict, folders: list[dict], permission_id: Callable[[d
 @dataclass(frozen=True)
 class PolicyOutcome:
     updated: list[str]  # user ids whose policy was changed
-    warnings: list[str]  # one sentence per refused update
+    had_all_folders: dict[str, bool]  # EnableAllFolders as found, for every user looked at
+    failures: list[str]  # one sentence per user whose update was refused
+
+    def raise_if_failed(self) -> None:
+        if self.failures:
+            raise PrivacyError(" ".join(self.failures))
 
 
 def enforce_privacy(client: MediaServerClient, users: list[dict], folders: list[dict],
-                    owner_of_folder: Callable[[dict], str | None], short_id: Callable[[str], str]) -> PolicyOutcome:
+                    owner_of_folder: Callable[[dict], str | None], short_id: Callable[[str], str],
+                    see_all: Collection[str] = ()) -> PolicyOutcome:
     """Apply `private_policy` to every user: one GET (fresh policy) and one POST per user that needs it, a few
-    users at a time. A refused update is a warning, not a crash: the other users' privacy still gets enforced."""
+    users at a time. One user's refusal never stops the others; every refusal is reported."""
     picks = {norm_id(client.permission_id(f)): owner_of_folder(f) for f in folders}
     picks = {pid: owner for pid, owner in picks.items() if owner is not None}
 
     def own(user: dict) -> set[str]:
         return {pid for pid, owner in picks.items() if owner == short_id(str(user["Id"]))}
 
-    def update(user: dict) -> tuple[bool, str | None]:
+    def wanted(user: dict, policy: dict) -> dict | None:
+        return private_policy(policy, folders, client.permission_id, set(picks), own(user),
+                              str(user["Id"]) in see_all)
+
+    def update(user: dict) -> tuple[bool, bool, str | None]:
         try:
             fresh = client.user(str(user["Id"])).get("Policy") or {}
-            policy = private_policy(fresh, folders, client.permission_id, set(picks), own(user))
+            policy = wanted(user, fresh)
             if policy is not None:
                 client.set_user_policy(str(user["Id"]), policy)
-            return policy is not None, None
+            return policy is not None, fresh.get("EnableAllFolders", True) is not False, None
         except (MediaServerError, ConfigError) as exc:
-            return False, (f"PRIVACY: could not restrict the libraries of user {user.get('Name')!r} ({user['Id']}); "
-                           f"they may see other users' picks libraries: {exc}")
+            return False, False, (f"PRIVACY: could not restrict the libraries of user {user.get('Name')!r} "
+                                  f"({user['Id']}), so no picks library was made visible in this run: {exc}")
 
-    stale = [u for u in users if u.get("Id")
-             and private_policy(u.get("Policy") or {}, folders, client.permission_id, set(picks), own(u)) is not None]
+    users = [u for u in users if u.get("Id")]
+    stale = [u for u in users if wanted(u, u.get("Policy") or {}) is not None]
     with ThreadPoolExecutor(client.concurrency) as pool:
-        results = list(pool.map(update, stale))
-    return PolicyOutcome([str(u["Id"]) for u, (done, _) in zip(stale, results, strict=True) if done],
-                         [warning for _, warning in results if warning])
+        results = dict(zip((str(u["Id"]) for u in stale), pool.map(update, stale), strict=True))
+    found = {str(u["Id"]): (u.get("Policy") or {}).get("EnableAllFolders", True) is not False for u in users}
+    found |= {uid: all_folders for uid, (_, all_folders, failure) in results.items() if failure is None}
+    return PolicyOutcome([uid for uid, (done, _, _) in results.items() if done], found,
+                         [failure for _, _, failure in results.values() if failure])
 
 
 def mark_placeholders(client: MediaServerClient, user_id: str, library_id: str, expected: int, tries: int = 1,

@@ -17,8 +17,14 @@ Decisions:
   runtime come from. In symlink mode the server probes the real file and fetches episode metadata as it did
   for the original library (the spec's output structure has no episode NFOs either); skipping them halves
   the files of a first write, which is bound by file creation on disk.
-- Symlink mode needs a real file path with a video-like extension; episodes without one are skipped and
-  counted, as are unnumbered episodes and second copies of the same episode number.
+- Symlink mode links only what is certainly a video in the server's own TV libraries, because the server
+  follows the link and serves whatever it points at: an episode path from the server (or a database it wrote)
+  could name any host file (`/etc/...`, `../../root/...`). A path must be absolute, already normalised (no
+  `.`/`..` segments, no doubled slashes), under one of `LibraryOptions.media_roots` and end in a known video
+  extension; others are skipped and counted ("outside_library", "not_video"; "no_path" when there is none), as
+  are unnumbered episodes and second copies of the same episode number. No media roots, no links.
+- Episode .strm files in strm mode hold stream URLs, which carry the API key (strm mode is refused without the
+  opt-in), so they are PrivateBytes: the writer makes them readable by their owner only.
 - Link targets are the server's own paths, verbatim: the media server is what follows the links, so a target
   translated to where aperture sees the media would be wrong for it. Only the library root differs between
   the two sides (APERTURE_LIBRARY_ROOT / APERTURE_MEDIA_SERVER_LIBRARY_ROOT).
@@ -31,7 +37,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import posixpath
-import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
@@ -39,13 +44,21 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from urllib.parse import quote
 
-from aperture_resources.library.model import Entry, EpisodeSource, LibraryOptions, PickedSeries, Symlink
+from aperture_resources.library.model import (
+    Entry,
+    EpisodeSource,
+    LibraryOptions,
+    PickedSeries,
+    PrivateBytes,
+    Symlink,
+)
 from aperture_resources.library.naming import episode_stem, season_folder_name, series_folder_names, slug
 from aperture_resources.library.nfo import episode_nfo, placeholder_nfo, tvshow_nfo
 
 PLACEHOLDER_EPISODE = 9999
-SKIP_REASONS = ("unnumbered", "no_path", "duplicate")
-_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,10}")
+SKIP_REASONS = ("unnumbered", "no_path", "outside_library", "not_video", "duplicate")
+VIDEO_EXTENSIONS = frozenset({".mkv", ".mp4", ".m4v", ".avi", ".mov", ".wmv", ".ts", ".m2ts", ".mts", ".webm", ".mpg",
+                              ".mpeg", ".flv", ".ogv", ".3gp", ".vob", ".divx", ".iso"})
 
 
 @dataclass(frozen=True)
@@ -70,17 +83,25 @@ def placeholder_episode_number(episodes: Iterable[EpisodeSource]) -> int:
     return PLACEHOLDER_EPISODE if highest < PLACEHOLDER_EPISODE else highest + 1
 
 
-def _media_entry(episode: EpisodeSource, options: LibraryOptions) -> tuple[str, Entry] | None:
-    """(extension, entry) for an episode's media file, or None when symlink mode has no usable file."""
+def _roots(options: LibraryOptions) -> tuple[str, ...]:
+    """The media roots as folder prefixes ("/media/tv/"); a root that is not an absolute path is dropped."""
+    roots = (posixpath.normpath(root) for root in options.media_roots if root.startswith("/") and "\0" not in root)
+    return tuple(root.rstrip("/") + "/" for root in roots)
+
+
+def _media_entry(episode: EpisodeSource, options: LibraryOptions, roots: tuple[str, ...]) -> tuple[str, Entry] | str:
+    """(extension, entry) for an episode's media file, or the skip reason when symlink mode may not link it."""
     if options.mode == "strm":
-        return ".strm", (stream_url(episode.item_id, options) + "\n").encode("utf-8")
-    if not episode.path:
-        return None
+        return ".strm", PrivateBytes((stream_url(episode.item_id, options) + "\n").encode("utf-8"))
     target = episode.path
-    suffix = posixpath.splitext(target)[1]
-    if not target.startswith("/") or "\0" in target or not _EXTENSION.fullmatch(suffix) or suffix.lower() == ".nfo":
-        return None
-    return suffix.lower(), Symlink(target)
+    if not target:
+        return "no_path"
+    if "\0" in target or posixpath.normpath(target) != target or not target.startswith(roots):
+        return "outside_library"  # relative, not normalised (".."), a Windows path, or not under a TV library
+    suffix = posixpath.splitext(target)[1].lower()
+    if suffix not in VIDEO_EXTENSIONS:
+        return "not_video"
+    return suffix, Symlink(target)
 
 
 def plan_user_tree(picks: Iterable[PickedSeries], options: LibraryOptions) -> TreePlan:
@@ -90,6 +111,7 @@ def plan_user_tree(picks: Iterable[PickedSeries], options: LibraryOptions) -> Tr
     if duplicates:
         raise ValueError(f"series picked more than once: {duplicates}")
     folders = series_folder_names(picks)
+    roots = _roots(options)
     entries: dict[PurePosixPath, Entry] = {}
     skipped = dict.fromkeys(SKIP_REASONS, 0)
     for pick in picks:
@@ -106,9 +128,9 @@ def plan_user_tree(picks: Iterable[PickedSeries], options: LibraryOptions) -> Tr
 
         stems: set[PurePosixPath] = set()
         for episode in sorted(numbered, key=lambda e: (e.season, e.episode, e.episode_end or 0, e.item_id)):
-            media = _media_entry(episode, options)
-            if media is None:
-                skipped["no_path"] += 1
+            media = _media_entry(episode, options, roots)
+            if isinstance(media, str):
+                skipped[media] += 1
                 continue
             season_dir = folder / season_folder_name(episode.season)
             stem = season_dir / episode_stem(pick.title, episode.season, episode.episode, episode.episode_end)

@@ -29,6 +29,13 @@ Syscalls: creating ~60,000 small files is bound by the disk's metadata latency, 
 os.open/os.write/os.close, os.symlink and os.mkdir on str paths (no buffered file objects, no fsync, no
 per-file chmod or stat).
 
+Modes: the media server (often another user, or a container) must traverse every folder and read every
+file, so folders are 0755 and files 0644 at most (the umask may narrow them, never widen them); nothing is
+group- or world-writable. Files holding the API key (`PrivateBytes`: keyed .strm URLs) are created 0600, never
+wider even for a moment, so the server must read them as aperture's own user (or root), as container set-ups
+sharing one PUID do. A file or folder found wider than that (a keyed file from an older version, a chmod) is
+rewritten by the next write, like any other difference.
+
 Safety: relative plan paths are validated (no absolute paths, no "..", no over-long names); the user folder
 must lie inside the library root, every existing parent is checked and a parent symlink that resolves
 outside the root is refused; the user folder itself must not be a symlink. The live tree is scanned and
@@ -52,10 +59,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from aperture_resources.library.model import Entry, Symlink
+from aperture_resources.library.model import Entry, PrivateBytes, Symlink
 from aperture_resources.library.naming import MAX_COMPONENT_BYTES
 
 MANIFEST_VERSION = 1
+FOLDER_MODE = 0o755
+FILE_MODE = 0o644
+PRIVATE_FILE_MODE = 0o600
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
 
@@ -73,6 +83,11 @@ class _Live:
     kind: str  # file | link | dir | other
     size: int = 0
     target: str = ""
+    mode: int = 0  # permission bits (files and folders)
+
+
+def _file_mode(data: bytes) -> int:
+    return PRIVATE_FILE_MODE if isinstance(data, PrivateBytes) else FILE_MODE
 
 
 def _tag(name: str, kind: str) -> str:
@@ -114,7 +129,7 @@ def _user_dir(user_dir: Path, library_root: Path, create_parents: bool) -> tuple
         elif not current.exists():
             if not create_parents:
                 return current.joinpath(*rel.parts[i + 1 :]), root
-            current.mkdir()
+            current.mkdir(FOLDER_MODE)
         if not current.is_dir():
             raise NotADirectoryError(f"{current} is not a folder")
     live = current / rel.parts[-1]
@@ -166,10 +181,11 @@ def _scan(top: Path) -> dict[PurePosixPath, _Live]:
                 if entry.is_symlink():
                     found[child] = _Live("link", target=os.readlink(entry.path))
                 elif entry.is_dir(follow_symlinks=False):
-                    found[child] = _Live("dir")
+                    found[child] = _Live("dir", mode=stat.S_IMODE(entry.stat(follow_symlinks=False).st_mode))
                     pending.append(child)
                 elif entry.is_file(follow_symlinks=False):
-                    found[child] = _Live("file", size=entry.stat(follow_symlinks=False).st_size)
+                    st = entry.stat(follow_symlinks=False)
+                    found[child] = _Live("file", size=st.st_size, mode=stat.S_IMODE(st.st_mode))
                 else:
                     found[child] = _Live("other")
     return found
@@ -178,14 +194,14 @@ def _scan(top: Path) -> dict[PurePosixPath, _Live]:
 def _same(path: Path, live: _Live, entry: Entry) -> bool:
     if isinstance(entry, Symlink):
         return live.kind == "link" and live.target == entry.target
-    if live.kind != "file" or live.size != len(entry):
+    if live.kind != "file" or live.size != len(entry) or live.mode & ~_file_mode(entry):
         return False
     with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as f:
         return f.read() == entry
 
 
 def _write(path: str, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, _file_mode(data))
     try:
         view = memoryview(data)
         while view:
@@ -208,7 +224,7 @@ def _build(
     """Fill staging: folders first, then unchanged entries carried over from live and changed ones written."""
     top = os.fspath(staging)
     for rel in sorted(dirs, key=lambda d: len(d.parts)):
-        os.mkdir(f"{top}/{rel}", 0o755)
+        os.mkdir(f"{top}/{rel}", FOLDER_MODE)
     for rel, entry in plan.items():
         if rel in keep:
             _carry(live / rel, staging / rel)
@@ -345,19 +361,21 @@ def write_user_tree(user_dir: Path, plan: Mapping[PurePosixPath, Entry], library
     live, root = _user_dir(user_dir, library_root, create_parents=True)
     with _locked(live.parent):
         _remove_leftovers(live, root)
+        live_mode = stat.S_IMODE(live.stat().st_mode) if live.exists() else FOLDER_MODE
         existing = _scan(live) if live.exists() else {}
         keep = {rel for rel, entry in plan.items() if rel in existing and _same(live / rel, existing[rel], entry)}
         written = [rel for rel in plan if rel not in keep]
         removed = [rel for rel, e in existing.items() if rel not in plan and not (e.kind == "dir" and rel in dirs)]
         folders = tuple(sorted({rel.parts[0] for rel in (*written, *removed)}))
         stats = WriteStats(written=len(written), unchanged=len(keep), removed=len(removed), changed_folders=folders)
-        if live.exists() and not written and not removed:
+        too_open = live_mode & ~FOLDER_MODE or any(e.kind == "dir" and e.mode & ~FOLDER_MODE for e in existing.values())
+        if live.exists() and not written and not removed and not too_open:
             # Equal bytes but no valid record (e.g. a touched file, or the first run with manifests): re-record.
             _save_manifest(live, inputs, info)
             return stats
         staging = Path(tempfile.mkdtemp(prefix=_tag(live.name, "staging"), dir=live.parent))
         try:
-            os.chmod(staging, stat.S_IMODE(live.stat().st_mode) if live.exists() else 0o755)
+            os.chmod(staging, live_mode & FOLDER_MODE)
             _build(staging, plan, dirs, keep, live)
             previous = _swap_in(staging, live)
         except BaseException:
@@ -374,7 +392,7 @@ def ensure_user_dir(user_dir: Path, library_root: Path) -> None:
     created at it before its first tree is written (the first write then swaps in over the empty folder)."""
     live, _ = _user_dir(user_dir, library_root, create_parents=True)
     with contextlib.suppress(FileExistsError):
-        os.mkdir(live, 0o755)
+        os.mkdir(live, FOLDER_MODE)
 
 
 def remove_user_tree(user_dir: Path, library_root: Path) -> int:

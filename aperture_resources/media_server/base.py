@@ -5,12 +5,20 @@ parameter casing and array encoding, write routes, permission ids and stream URL
 abstract method here, implemented once in `jellyfin.py` or `emby.py`: nothing outside this package branches
 on the server type. Reads page concurrently (bounded) and verify completeness, because a partial catalog
 read must never be mistaken for items removed from the server.
+
+Answers are untrusted: each request has a wall-clock deadline from send to last byte (every socket wait is cut
+to what is left of it, so a server trickling a byte at a time cannot hold a run), a body is streamed and
+refused past a size limit before it fills memory, and every error message is redacted of the API key, since
+servers echo rejected credentials.
 """
 
 from __future__ import annotations
 
+import json
 import platform
+import ssl
 import threading
+import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -19,6 +27,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import httpcore
 import httpx
 from tenacity import (
     retry,
@@ -27,6 +36,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from aperture_resources.redaction import redact
 from aperture_resources.settings import ConfigError
 
 CLIENT_NAME = "aperture"
@@ -37,6 +47,7 @@ SERIES_FIELDS = ["ProviderIds", "Genres", "Studios", "Tags", "Overview", "Path",
                  "SortName", "OriginalTitle"]
 SEASON_FIELDS = ["SortName"]
 EPISODE_FIELDS = ["ProviderIds", "Path", "DateCreated"]
+MB = 1024 * 1024
 
 
 class MediaServerError(Exception):
@@ -53,6 +64,73 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, httpx.TransportError)
 
 
+class _Deadline(threading.local):
+    """When the request this thread is sending must be done (time.monotonic), or None between requests."""
+
+    at: float | None = None
+
+    def clamp(self, timeout: float | None, expired: type[Exception]) -> float | None:
+        """How long one socket wait may take now: `timeout` cut to what is left; `expired` once nothing is."""
+        if self.at is None:
+            return timeout
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise expired("the request's deadline passed")
+        return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write ends by the deadline of the request using it (httpx's own
+    timeouts apply to each read, so a byte every few seconds would keep a request alive forever)."""
+
+    def __init__(self, stream: httpcore.NetworkStream, deadline: _Deadline) -> None:
+        self._stream = stream
+        self._deadline = deadline
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, self._deadline.clamp(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, self._deadline.clamp(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        timeout = self._deadline.clamp(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, timeout), self._deadline)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's sockets, wrapped in `_DeadlineStream`."""
+
+    def __init__(self, deadline: _Deadline) -> None:
+        self._backend = httpcore.SyncBackend()
+        self._deadline = deadline
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        stream = self._backend.connect_tcp(host, port, self._deadline.clamp(timeout, httpcore.ConnectTimeout),
+                                           local_address, socket_options)
+        return _DeadlineStream(stream, self._deadline)
+
+
+def _deadline_transport(limits: httpx.Limits, deadline: _Deadline) -> httpx.HTTPTransport:
+    """httpx's transport over a connection pool built with `_DeadlineBackend` (httpx has no option for a network
+    backend, so its pool is replaced by an equal one that has it). A custom transport also means httpx ignores
+    HTTP(S)_PROXY: requests go straight to APERTURE_MEDIA_SERVER_URL."""
+    transport = httpx.HTTPTransport(limits=limits)
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=httpx.create_ssl_context(), max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections, keepalive_expiry=limits.keepalive_expiry,
+        network_backend=_DeadlineBackend(deadline))
+    return transport
+
+
 class MediaServerClient(ABC):
     """Paging, retries, completeness checks and error sentences; subclasses own every server difference."""
 
@@ -64,7 +142,8 @@ class MediaServerClient(ABC):
         base_url: str,
         api_key: str,
         *,
-        timeout: float = 60.0,
+        timeout: float = 120.0,
+        max_response_mb: int = 256,
         concurrency: int = 4,
         page_size: int = 1000,
         retries: int = 4,
@@ -73,15 +152,18 @@ class MediaServerClient(ABC):
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
+        self.timeout = timeout  # seconds from sending a request to its last byte
+        self.max_response_mb = max_response_mb
         self.concurrency = max(1, concurrency)
         self.page_size = page_size
         self.requests_made = 0
         self._in_flight = threading.BoundedSemaphore(self.concurrency)
+        self._deadline = _Deadline()
         self._http = httpx.Client(
             base_url=self.base_url + self.prefix,
             headers={**self.auth_headers(api_key), "Accept": "application/json"},
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            limits=httpx.Limits(max_connections=self.concurrency * 2),
+            transport=_deadline_transport(httpx.Limits(max_connections=self.concurrency * 2), self._deadline),
             event_hooks=dict(event_hooks or {}),
         )
         self._send = retry(
@@ -144,6 +226,10 @@ class MediaServerClient(ABC):
     def permission_id(self, folder: dict) -> str:
         """The id a user policy's EnabledFolders uses for this library."""
 
+    def series_fields(self) -> list[str]:
+        """The `fields` of a series read: everything the catalog and the library's NFOs use."""
+        return SERIES_FIELDS
+
     @abstractmethod
     def api_key_param(self) -> str:
         """The query parameter that carries an API key inside a URL."""
@@ -158,66 +244,91 @@ class MediaServerClient(ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _send_once(self, method: str, path: str, params: Mapping[str, Any] | None, body: Any) -> httpx.Response:
+    def _error(self, message: str, error: type[Exception] = MediaServerError) -> Exception:
+        """An error whose message never holds the API key, whatever the server echoed into it."""
+        return error(redact(message, [self._api_key]))
+
+    def _send_once(self, method: str, path: str, params: Mapping[str, Any] | None, body: Any) -> tuple[int, bytes]:
+        """One attempt: (status, body), the body read in full within the deadline and the size limit."""
         with self._in_flight:  # however many reads run at once, at most `concurrency` requests are in flight
             self.requests_made += 1
-            response = self._http.request(method, path, params=params, json=body)
-        if response.status_code >= 500 or response.status_code == 429:
-            response.raise_for_status()
-        return response
+            self._deadline.at = time.monotonic() + self.timeout
+            try:
+                with self._http.stream(method, path, params=params, json=body) as response:
+                    if response.status_code >= 500 or response.status_code == 429:
+                        response.raise_for_status()
+                    return response.status_code, self._read(response, f"{method} {self.prefix}{path}")
+            finally:
+                self._deadline.at = None
 
-    def request(self, method: str, path: str, params: Mapping[str, Any] | None = None,
-                body: Any = None) -> httpx.Response:
-        """Send with retries on 5xx/429/transport errors; turn failures into one clear sentence."""
+    def _read(self, response: httpx.Response, where: str) -> bytes:
+        """The decoded body (what fills memory), refused as soon as it is known to exceed the limit: by its
+        Content-Length when sent uncompressed, else by counting, so memory holds at most the limit plus one
+        network read once decoded."""
+        limit = self.max_response_mb * MB
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit and not response.headers.get("Content-Encoding"):
+            raise self._too_big(where)
+        chunks, size = [], 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise self._too_big(where)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_big(self, where: str) -> Exception:
+        return self._error(f"{self.kind} server at {self.base_url} sent more than {self.max_response_mb} MB for "
+                           f"{where}; raise APERTURE_MEDIA_SERVER_MAX_RESPONSE_MB if the library is that large.")
+
+    def request(self, method: str, path: str, params: Mapping[str, Any] | None = None, body: Any = None) -> bytes:
+        """Send with retries on 5xx/429/transport errors and timeouts; the body of a 2xx/3xx answer. Failures
+        become one clear sentence, without the API key."""
         where = f"{method} {self.prefix}{path}"
         try:
-            response = self._send(method, path, params, body)
+            status, content = self._send(method, path, params, body)
         except httpx.HTTPStatusError as exc:
-            raise MediaServerError(
-                f"{self.kind} server at {self.base_url} kept failing on {where} "
-                f"(HTTP {exc.response.status_code})."
-            ) from None
+            raise self._error(f"{self.kind} server at {self.base_url} kept failing on {where} "
+                              f"(HTTP {exc.response.status_code}).") from None
         except httpx.TimeoutException:
-            raise MediaServerError(f"{self.kind} server at {self.base_url} timed out on {where}.") from None
+            raise self._error(f"APERTURE_MEDIA_SERVER_TIMEOUT_SECONDS ({self.timeout:g} s per request) ran out: the "
+                              f"{self.kind} server at {self.base_url} timed out on {where}.") from None
         except httpx.TransportError as exc:
-            raise ConfigError(
-                f"APERTURE_MEDIA_SERVER_URL: cannot reach the {self.kind} server at {self.base_url} "
-                f"({type(exc).__name__})."
-            ) from None
-        if response.status_code in (401, 403):
-            raise ConfigError(
-                f"APERTURE_MEDIA_SERVER_API_KEY was rejected by the {self.kind} server at {self.base_url} "
-                f"(HTTP {response.status_code} on {where})."
-            )
-        if response.status_code == 404:
-            raise MediaServerError(f"{self.kind} server at {self.base_url} has no {where} (HTTP 404); "
-                                   "check APERTURE_MEDIA_SERVER_TYPE.")
-        if response.status_code >= 400:
-            raise MediaServerError(f"{self.kind} server refused {where} (HTTP {response.status_code}): "
-                                   f"{response.text[:200]}")
-        return response
+            raise self._error(f"APERTURE_MEDIA_SERVER_URL: cannot reach the {self.kind} server at {self.base_url} "
+                              f"({type(exc).__name__}).", ConfigError) from None
+        if status in (401, 403):
+            raise self._error(f"APERTURE_MEDIA_SERVER_API_KEY was rejected by the {self.kind} server at "
+                              f"{self.base_url} (HTTP {status} on {where}).", ConfigError)
+        if status == 404:
+            raise self._error(f"{self.kind} server at {self.base_url} has no {where} (HTTP 404); "
+                              "check APERTURE_MEDIA_SERVER_TYPE.")
+        if status >= 400:
+            # Redact before cutting to length: a key cut in half would no longer match.
+            answer = redact(content.decode("utf-8", errors="replace"), [self._api_key])[:200]
+            raise self._error(f"{self.kind} server refused {where} (HTTP {status}): {answer}")
+        return content
 
     def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        response = self.request("GET", path, params)
+        content = self.request("GET", path, params)
         try:
-            return response.json()
+            return json.loads(content)
         except ValueError:
-            raise MediaServerError(
+            raise self._error(
                 f"{self.kind} server sent a malformed (non-JSON) response to GET {self.prefix}{path}."
             ) from None
 
     def _expect_list(self, payload: Any, path: str) -> list[dict]:
         if not isinstance(payload, list) or not all(isinstance(x, dict) for x in payload):
-            raise MediaServerError(f"{self.kind} server sent a malformed response to GET {path}: "
-                                   "expected a list of objects.")
+            raise self._error(f"{self.kind} server sent a malformed response to GET {path}: "
+                              "expected a list of objects.")
         return payload
 
     def _page(self, path: str, params: dict[str, Any], start: int, limit: int) -> tuple[list[dict], int | None]:
         payload = self.get_json(path, {**params, **self.query(startIndex=start, limit=limit)})
         items = payload.get("Items") if isinstance(payload, dict) else None
         if not isinstance(items, list) or not all(isinstance(x, dict) for x in items):
-            raise MediaServerError(f"{self.kind} server sent a malformed page for GET {self.prefix}{path}: "
-                                   "no Items list.")
+            raise self._error(f"{self.kind} server sent a malformed page for GET {self.prefix}{path}: "
+                              "no Items list.")
         total = payload.get("TotalRecordCount")
         return items, total if isinstance(total, int) else None
 
@@ -235,9 +346,9 @@ class MediaServerClient(ABC):
             pages = [first, *rest]
             tail, _ = self._page(path, params, total, size) if total % size == 0 else ([], None)
             if tail:
-                raise IncompleteReadError(f"{self.kind} server has more items than its TotalRecordCount "
-                                          f"({total}) for GET {self.prefix}{path}; the library changed "
-                                          "during the read.")
+                raise self._error(f"{self.kind} server has more items than its TotalRecordCount ({total}) for "
+                                  f"GET {self.prefix}{path}; the library changed during the read.",
+                                  IncompleteReadError)
         else:
             pages, start, page = [first], size, first
             while len(page) == size:
@@ -247,16 +358,15 @@ class MediaServerClient(ABC):
         items = [item for page in pages for item in page]
         short_pages = [i for i, page in enumerate(pages[:-1]) if len(page) != size]
         if (total is not None and len(items) != total) or short_pages:
-            raise IncompleteReadError(
+            raise self._error(
                 f"{self.kind} server returned {len(items)} items for GET {self.prefix}{path} but reported "
-                f"{total}; nothing was changed."
-            )
+                f"{total}; nothing was changed.", IncompleteReadError)
         ids = [str(item["Id"]) for item in items if item.get("Id") is not None]
         if len(set(ids)) != len(ids):  # an unstable sort order repeated an item, so another was never sent
-            raise IncompleteReadError(
+            raise self._error(
                 f"{self.kind} server sent duplicate item ids across the pages of GET {self.prefix}{path} (its "
-                "order changed during the read, so other items were skipped); nothing was changed."
-            )
+                "order changed during the read, so other items were skipped); nothing was changed.",
+                IncompleteReadError)
         return items
 
     # -- reads ------------------------------------------------------------------------------------

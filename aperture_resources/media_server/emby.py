@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from aperture_resources.media_server.base import MediaServerClient
+from aperture_resources.media_server.base import SERIES_FIELDS, MediaServerClient
 
 
 class EmbyClient(MediaServerClient):
@@ -64,6 +64,11 @@ class EmbyClient(MediaServerClient):
 
     def api_key_param(self) -> str:
         return "api_key"
+
+    def series_fields(self) -> list[str]:
+        # Emby leaves out what it is not asked for, even fields Jellyfin always sends (its Fields is free text)
+        return [*SERIES_FIELDS, "ProductionYear", "PremiereDate", "EndDate", "Status", "OfficialRating",
+                "CommunityRating"]
 
 
 def _value(value: Any) -> Any:

@@ -26,14 +26,18 @@ class MediaServerResource(ConfigurableResource):
     tv_libraries: str = Field(default="", description="TV libraries to sync, comma list (APERTURE_TV_LIBRARIES)")
     picks_root: str = Field(default="", description="The picks library root as the server sees it; libraries "
                             "under it are never read as catalog or history")
-    timeout_seconds: float = 60.0
+    timeout_seconds: float = Field(default=120.0, description="Most seconds one request may take, from send to its "
+                                   "last byte (APERTURE_MEDIA_SERVER_TIMEOUT_SECONDS)")
+    max_response_mb: int = Field(default=256, description="Largest response accepted "
+                                 "(APERTURE_MEDIA_SERVER_MAX_RESPONSE_MB)")
     page_size: int = 1000
     retries: int = 4
     backoff_seconds: float = 0.5
 
     def client(self) -> MediaServerClient:
         require_media_server(self.url, self.api_key)
-        return self.client_class(self.url, self.api_key, timeout=self.timeout_seconds, concurrency=self.concurrency,
+        return self.client_class(self.url, self.api_key, timeout=self.timeout_seconds,
+                                 max_response_mb=self.max_response_mb, concurrency=self.concurrency,
                                  page_size=self.page_size, retries=self.retries, backoff=self.backoff_seconds)
 
     def wanted_libraries(self) -> list[str]:

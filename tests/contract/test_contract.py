@@ -22,7 +22,7 @@ from aperture_dev.sample_server import SAMPLE_LIBRARY, SampleServer, load_sample
 
 from aperture_assets.logic.watch_rows import WATCH_FIELDS
 from aperture_resources.media_server import EmbyClient, JellyfinClient, MediaServerClient
-from aperture_resources.media_server.base import EPISODE_FIELDS, SEASON_FIELDS, SERIES_FIELDS
+from aperture_resources.media_server.base import EPISODE_FIELDS, SEASON_FIELDS
 
 from .openapi import SPECS, Contract, ContractError, contract
 
@@ -141,7 +141,7 @@ def drive(client: MediaServerClient, server: SampleServer, picks: Path) -> dict:
     series, episodes = [], []
     for folder in tv:  # the catalog stage
         library_id = str(folder.get("ItemId") or folder.get("Id"))
-        series += client.items("Series", library_id, SERIES_FIELDS)
+        series += client.items("Series", library_id, client.series_fields())
         client.items("Season", library_id, SEASON_FIELDS)
         episodes += client.episodes(library_id, EPISODE_FIELDS)
     seen |= {"series": series, "episodes": episodes, "played": [], "resume": [], "favorites": []}
@@ -292,7 +292,7 @@ def test_validator_rejects_malformed_traffic(spec: Contract, small_server: Sampl
     with _client(spec, small_server, 100, log) as client:
         users = client.users()
         library = str(client.libraries()[0]["ItemId"])
-        client.items("Series", library, SERIES_FIELDS)
+        client.items("Series", library, client.series_fields())
     by_path = {r.path: r for r in small_server.requests}
     users_rec = by_path["/Users/Query" if emby else "/Users"]
     items_rec = by_path["/Items"]

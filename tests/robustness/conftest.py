@@ -23,6 +23,10 @@ def make_world(pg_server_url, template_db, sample_data, tmp_path):
         """`template`: start from a copy of that database (e.g. the clean run's) instead of an empty one."""
         db_gen = new_database(pg_server_url, template or template_db)
         database = next(db_gen)
+        if template:  # a copy of another run's database, with a new server: forget that server's libraries
+            with database.connect() as conn:
+                conn.execute("DELETE FROM picks_libraries")
+                conn.execute("DELETE FROM user_access")
         server = start_server(data or sample_data, mode, **kwargs)
         ai = fake_ai()
         instance_cm = instance_for_test()

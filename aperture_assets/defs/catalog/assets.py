@@ -2,6 +2,7 @@
 
 
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
@@ -13,13 +14,21 @@ from aperture_assets.logic.catalog_rows import (
     season_row,
     select_tv_libraries,
     series_row,
+    shrunken_libraries,
     unique_rows,
 )
 from aperture_assets.wiring.stage import stage_body
-from aperture_resources.catalog_store import active_count, newest_series, sync_table
+from aperture_resources.catalog_store import (
+    SeriesPreview,
+    active_count,
+    active_series_by_library,
+    newest_series,
+    sync_table,
+)
 from aperture_resources.database import DatabaseResource
 from aperture_resources.media_server import MediaServerResource
-from aperture_resources.media_server.base import EPISODE_FIELDS, SEASON_FIELDS, SERIES_FIELDS
+from aperture_resources.media_server.base import EPISODE_FIELDS, SEASON_FIELDS
+from aperture_resources.pipeline_config import PipelineConfig
 
 
 class EmptyReadError(RuntimeError):
@@ -34,7 +43,8 @@ class EmptyReadError(RuntimeError):
 )
 @stage_body
 def series_catalog(
-    context: AssetExecutionContext, media_server: MediaServerResource, database: DatabaseResource
+    context: AssetExecutionContext, media_server: MediaServerResource, database: DatabaseResource,
+    pipeline: PipelineConfig,
 ) -> MaterializeResult:
     started = time.perf_counter()
     with media_server.client() as client:
@@ -42,7 +52,7 @@ def series_catalog(
         libraries = select_tv_libraries(folders, media_server.wanted_libraries(), media_server.picks_root)
         ids = [str(library.get("ItemId") or library.get("Id")) for library in libraries]
         with ThreadPoolExecutor(3 * len(ids)) as pool:  # every read at once; the client bounds requests in flight
-            series = [pool.submit(client.items, "Series", i, SERIES_FIELDS) for i in ids]
+            series = [pool.submit(client.items, "Series", i, client.series_fields()) for i in ids]
             seasons = [pool.submit(client.items, "Season", i, SEASON_FIELDS) for i in ids]
             episodes = [pool.submit(client.episodes, i, EPISODE_FIELDS) for i in ids]
             series_items = [{**item, "_library": i} for i, f in zip(ids, series, strict=True) for item in f.result()]
@@ -52,24 +62,34 @@ def series_catalog(
         poster = client.poster_url
     read_seconds = time.perf_counter() - started
 
+    problems: list[str] = []
     series_rows, series_skipped = unique_rows(
         series_items,
         lambda it: series_row(it, it["_library"], poster(it["Id"], primary_image_tag(it))),
+        problems,
     )
-    season_rows, season_skipped = unique_rows(season_items, season_row)
-    episode_rows, episode_skipped = unique_rows(episode_items, episode_row)
+    season_rows, season_skipped = unique_rows(season_items, season_row, problems)
+    episode_rows, episode_skipped = unique_rows(episode_items, episode_row, problems)
     library_rows, _ = unique_rows(({**f, "Id": f.get("ItemId") or f.get("Id")} for f in folders), library_row)
     skipped = series_skipped + season_skipped + episode_skipped
+    for problem in problems[:20]:
+        context.log.warning("untrusted server data: %s", problem)
 
     with database.connect() as conn:
         if not series_rows and active_count(conn, "series"):
             raise EmptyReadError("The media server listed no series in the enabled libraries although the "
                                  "catalog holds some; nothing was marked removed. Check the server's libraries.")
-        sync_table(conn, "libraries", library_rows, mark_removed=True)
+        read = Counter(row[1] for row in series_rows)
+        shrunk = shrunken_libraries(active_series_by_library(conn), read, pipeline.mass_removal_threshold)
+        if shrunk:
+            context.log.warning("libraries %s lost most of their series in one read: nothing is marked removed in "
+                                "this sync and downstream stages are blocked", shrunk)
+        remove = not shrunk
+        sync_table(conn, "libraries", library_rows, mark_removed=remove)
         counts = {
-            "series": sync_table(conn, "series", series_rows, mark_removed=True),
-            "seasons": sync_table(conn, "seasons", season_rows, mark_removed=True),
-            "episodes": sync_table(conn, "episodes", episode_rows, mark_removed=True),
+            "series": sync_table(conn, "series", series_rows, mark_removed=remove),
+            "seasons": sync_table(conn, "seasons", season_rows, mark_removed=remove),
+            "episodes": sync_table(conn, "episodes", episode_rows, mark_removed=remove),
         }
         preview = newest_series(conn)
 
@@ -88,6 +108,8 @@ def series_catalog(
         "episodes_total": len(episode_rows),
         "libraries": ", ".join(str(lib.get("Name")) for lib in libraries),
         "items_skipped_malformed": skipped,
+        "untrusted_values": MetadataValue.json(problems[:100]),
+        "shrunken_libraries": MetadataValue.json(shrunk),
         "rows_changed": sum(c.changed for c in counts.values()),
         "http_requests": requests,
         "read_seconds": round(read_seconds, 3),
@@ -97,9 +119,9 @@ def series_catalog(
     return MaterializeResult(metadata=metadata)
 
 
-def _preview_markdown(rows: list[tuple]) -> str:
+def _preview_markdown(rows: list[SeriesPreview]) -> str:
     lines = ["| Series | Year | Network | Library | Episodes |", "|---|---|---|---|---|"]
-    for name, year, network, library, episodes in rows:
-        safe = str(name).replace("|", "\\|")
-        lines.append(f"| {safe} | {year or ''} | {network or ''} | {library or ''} | {episodes} |")
+    for s in rows:
+        safe = str(s.name).replace("|", "\\|")
+        lines.append(f"| {safe} | {s.year or ''} | {s.network or ''} | {s.library or ''} | {s.episodes} |")
     return "\n".join(lines)

@@ -21,8 +21,9 @@ def removed_share(metadata: dict) -> float:
 
 
 @asset_check(asset="series_catalog", blocking=True,
-             description="The catalog is not empty and no more than APERTURE_MASS_REMOVAL_THRESHOLD (default 25%) "
-             "of it vanished in one sync; blocks downstream assets otherwise.")
+             description="The catalog is not empty, no more than APERTURE_MASS_REMOVAL_THRESHOLD (default 25%) "
+             "of it vanished in one sync and no library lost more than that share of its series; blocks "
+             "downstream assets otherwise.")
 def catalog_not_empty_and_no_mass_removal(context: AssetCheckExecutionContext, database: DatabaseResource,
                                           pipeline: PipelineConfig) -> AssetCheckResult:
     with database.connect() as conn:
@@ -31,10 +32,12 @@ def catalog_not_empty_and_no_mass_removal(context: AssetCheckExecutionContext, d
     metadata = {k: v.value for k, v in event.asset_materialization.metadata.items()} \
         if event and event.asset_materialization else {}
     share, threshold = removed_share(metadata), pipeline.mass_removal_threshold
+    shrunk = list(metadata.get("shrunken_libraries") or [])
     return AssetCheckResult(
-        passed=active > 0 and share <= threshold,
+        passed=active > 0 and share <= threshold and not shrunk,
         metadata={"active_series": active, "removed_share": round(share, 4), "threshold": threshold,
                   "series_removed": int(metadata.get("series_removed", 0)),
+                  "shrunken_libraries": MetadataValue.json(shrunk),
                   "what_to_do": MetadataValue.md(
                       "If the removals are real, raise APERTURE_MASS_REMOVAL_THRESHOLD for one run; otherwise "
                       "check the server's libraries are mounted and scanned, then re-run sync_series.")},

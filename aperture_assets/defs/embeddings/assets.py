@@ -45,7 +45,8 @@ def series_embeddings(
         # A model whose size is not known up front must keep the size its stored vectors (and index) have.
         embedder.dimensions = embedder.dimensions or stored_dimensions(conn, model)
 
-    texts = {sid: series_text(*row) for sid, *row in series}
+    texts = {s.id: series_text(s.name, s.year, s.end_year, s.status, s.overview, s.genres, s.tags, s.network)
+             for s in series}
     hashes = {sid: text_hash(text) for sid, text in texts.items()}
     pending = [sid for sid in texts if stored.get(sid) != hashes[sid]]
     # Duplicate copies of a show have identical text: embed each distinct text once.

@@ -31,20 +31,35 @@ from dagster import (
     asset,
 )
 
-from aperture_assets.logic.watch_rows import enabled_user_ids
+from aperture_assets.logic.watch_rows import enabled_user_ids, users_to_drop
 from aperture_assets.wiring.automation import FOLLOW_UPSTREAM
-from aperture_assets.wiring.partitions import users_partitions
+from aperture_assets.wiring.partitions import read_users, users_partitions
 from aperture_assets.wiring.stage import stage_body
+from aperture_resources.access_store import (
+    PicksLibrary,
+    all_folders_users,
+    forget_picks_libraries,
+    picks_libraries,
+    record_access,
+    save_picks_libraries,
+)
 from aperture_resources.database import DatabaseResource
 from aperture_resources.library import LibraryOptions, PickedSeries, WriteStats, plan_user_tree, write_user_tree
 from aperture_resources.library.cleanup import PLACEHOLDER_MARKER, REFRESH_MARKER, remove_user_library
 from aperture_resources.library.resource import LibraryResource, short_id
-from aperture_resources.library.server_sync import enforce_privacy, ensure_libraries, mark_placeholders
+from aperture_resources.library.server_sync import (
+    check_listing,
+    enforce_privacy,
+    ensure_libraries,
+    mark_placeholders,
+    unique_names,
+)
 from aperture_resources.library.tree import plan_digest
 from aperture_resources.library.writer import ensure_user_dir, unchanged_tree
 from aperture_resources.library_store import picks_by_user
 from aperture_resources.media_server import MediaServerClient
 from aperture_resources.pipeline_config import PipelineConfig
+from aperture_resources.watch_store import known_user_ids, missing_reads
 
 PLACEHOLDER_TRIES = 3  # polls after a rescan, for servers that scan asynchronously
 # Users' folders are written side by side: creating a file costs a metadata round trip to the disk (~0.2 ms
@@ -126,35 +141,54 @@ def series_library(
 ) -> MaterializeResult:
     started = time.perf_counter()
     with library.media_server.client() as client:
-        options = library.options(client)
-        users = client.users()  # a failed read raises: nothing is removed on an incomplete picture
+        users = read_users(client)  # an empty or failed read raises: nothing is removed on it
         enabled = set(enabled_user_ids(users, pipeline.wanted_users()))
-        names = {str(u["Id"]): str(u.get("Name") or "") for u in users if u.get("Id")}
-        active = [key for key in context.partition_keys if key in enabled]
-        for user_id in [key for key in context.partition_keys if key not in enabled]:
-            removal = remove_user_library(client, library, user_id)
-            context.log.info("user %s is not enabled: removed %s", user_id, removal)
-            context.add_asset_metadata({"removed_libraries": removal.libraries, "removed_folders": removal.folders,
-                                        "files_removed": removal.entries}, partition_key=user_id)
+        names = {str(u["Id"]): str(u.get("Name") or "") for u in users}
         with database.connect() as conn:
-            picks = picks_by_user(conn, active)
-        library.users_dir().mkdir(parents=True, exist_ok=True)
+            candidates = set(context.partition_keys) | known_user_ids(conn)
+            missing = missing_reads(conn, sorted(candidates))
+            recorded = picks_libraries(conn)
+            see_all = all_folders_users(conn)
+            picks = picks_by_user(conn, [key for key in context.partition_keys if key in enabled])
+        drop, held = users_to_drop(candidates, names, enabled, missing, pipeline.user_removal_reads)
+        active = [key for key in context.partition_keys if key in enabled]
+        folders = client.libraries()
+        check_listing(client, folders, [lib.library_id for lib in recorded.values()])
+        options = library.options(client, folders)  # a wrong setting stops here, before any write
+        removed = remove_libraries(context, client, library, database, drop, folders)
+        for user_id in sorted(held & set(context.partition_keys)):
+            context.log.warning("user %s is missing from the server's user list (%d of %d reads): their library is "
+                                "kept and not rebuilt", user_id, missing.get(user_id, 0), pipeline.user_removal_reads)
+        if removed:
+            folders = client.libraries()
+        # Privacy first: before any picks library is created or rescanned, every user who could see all
+        # libraries gets an explicit list and nobody sees another user's picks; a refusal stops the run here.
+        privacy = enforce_privacy(client, users, folders, library.owner_of_library, short_id, see_all)
+        with database.connect() as conn:
+            record_access(conn, privacy.had_all_folders)
+        privacy.raise_if_failed()
+        see_all |= {uid for uid, everything in privacy.had_all_folders.items() if everything}
+        library.users_dir().mkdir(parents=True, exist_ok=True, mode=0o755)  # the server must traverse it
         # The disk and the server work side by side: while the folders are written (bound by the disk's
-        # latency per file), the libraries are found or created at them and every policy is made private;
-        # each user's rescan and placeholders then follow as soon as that user's folder is written. The
-        # folders exist (empty if new) before any library is created at them; no rescan runs before the
-        # policies are private, as before.
+        # latency per file), the libraries are found or created at them; each user's rescan and placeholders
+        # then follow as soon as that user's folder is written. The folders exist (empty if new) before any
+        # library is created at them.
         folders_of = {uid: library.user_folder(uid, names[uid]) for uid in active}
         for uid in active:
             ensure_user_dir(library.local_path(folders_of[uid]), library.local_root())
         with ThreadPoolExecutor(DISK_WORKERS) as disk, ThreadPoolExecutor(client.concurrency) as net:
             writes = {uid: disk.submit(write_folder, library, options, uid, names[uid], folders_of[uid], picks[uid])
                       for uid in active}
-            folders, found, created = ensure_libraries(client, {
-                uid: (library.library_name(names[uid]), library.server_path(folders_of[uid])) for uid in active})
-            privacy = enforce_privacy(client, users, folders, library.owner_of_library, short_id)
-            for warning in privacy.warnings:
-                context.log.warning(warning)
+            wanted = unique_names({uid: (library.library_name(names[uid]), library.server_path(folders_of[uid]))
+                                   for uid in active}, folders, short_id)
+            folders, found, created = ensure_libraries(
+                client, folders, wanted, {uid: lib.library_id for uid, lib in recorded.items() if uid in wanted})
+            with database.connect() as conn:
+                save_picks_libraries(conn, [PicksLibrary(uid, str(found[uid]["ItemId"]), str(found[uid].get("Name")),
+                                                         wanted[uid][1]) for uid in active])
+            if created:  # the new libraries join their owners' lists (nobody else's: every list is explicit)
+                privacy = enforce_privacy(client, users, folders, library.owner_of_library, short_id, see_all)
+                privacy.raise_if_failed()
 
             def finish(uid: str) -> tuple[UserLibrary, dict]:
                 user = writes[uid].result()
@@ -163,12 +197,13 @@ def series_library(
             written = {}
             for user, server in net.map(finish, active):  # independent libraries, a few at a time
                 written[user.user_id] = user
-                context.add_asset_metadata(user_metadata(user, found[user.user_id], user.user_id in created, server,
-                                                         privacy.warnings), partition_key=user.user_id)
+                context.add_asset_metadata(user_metadata(user, found[user.user_id], user.user_id in created, server),
+                                           partition_key=user.user_id)
     # Run totals ("run_" keys: every partition's materialization also carries these).
     return MaterializeResult(metadata={
         "run_users": len(written),
-        "run_users_removed": len(context.partition_keys) - len(active),
+        "run_users_removed": len(removed),
+        "run_users_held": MetadataValue.json(sorted(held)),
         "run_files_written": sum(u.stats.written for u in written.values()),
         "run_files_removed": sum(u.stats.removed for u in written.values()),
         "run_libraries_created": len(created),
@@ -178,7 +213,26 @@ def series_library(
     })
 
 
-def user_metadata(user: UserLibrary, folder: dict, created: bool, server: dict, warnings: list[str]) -> dict:
+def remove_libraries(context: AssetExecutionContext, client: MediaServerClient, library: LibraryResource,
+                     database: DatabaseResource, user_ids: set[str], folders: list[dict]) -> list[str]:
+    """Remove the picks library and folder of each user who is disabled, left out, or gone for good; returns the
+    user ids whose library or folder existed."""
+    removed = []
+    for user_id in sorted(user_ids):
+        removal = remove_user_library(client, library, user_id, folders)
+        if not (removal.libraries or removal.folders):
+            continue
+        removed.append(user_id)
+        context.log.info("user %s is not enabled: removed %s", user_id, removal)
+        if user_id in context.partition_keys:
+            context.add_asset_metadata({"removed_libraries": removal.libraries, "removed_folders": removal.folders,
+                                        "files_removed": removal.entries}, partition_key=user_id)
+    with database.connect() as conn:
+        forget_picks_libraries(conn, removed)
+    return removed
+
+
+def user_metadata(user: UserLibrary, folder: dict, created: bool, server: dict) -> dict:
     picks = "\n".join(f"{p.rank}. {p.title}" + (f" ({p.year})" if p.year else "") for p in user.picks)
     return {
         "files_written": user.stats.written,
@@ -195,6 +249,5 @@ def user_metadata(user: UserLibrary, folder: dict, created: bool, server: dict, 
         "placeholders_not_found": server["placeholders_not_found"],
         "folder": MetadataValue.path(str(user.local_path)),
         "picks": MetadataValue.md(picks or "_no picks yet_"),
-        "policy_warnings": MetadataValue.json(warnings),
         "duration_seconds": round(user.seconds + server["seconds"], 3),
     }

@@ -47,12 +47,15 @@ def load_world(conn, model: str) -> tuple[Catalog, dict[str, list[History]]]:
     """Every show with a vector for `model`, and every enabled user's history by show."""
     rows = shows(conn, model)
     catalog = Catalog(
-        shows=[r[0] for r in rows], series_ids=[r[1] for r in rows], names=[r[2] for r in rows],
-        ratings=[r[4] for r in rows], genres=[list(r[5] or []) for r in rows], vectors=as_matrix([r[6] for r in rows]),
+        shows=[r.show for r in rows], series_ids=[r.series_id for r in rows], names=[r.name for r in rows],
+        ratings=[r.community_rating for r in rows], genres=[list(r.genres or []) for r in rows],
+        vectors=as_matrix([r.embedding for r in rows]),
     )
     histories: dict[str, list[History]] = defaultdict(list)
-    for user_id, show, state, watched, available, plays, fav, last, started in user_histories(conn):
-        histories[user_id].append(History(show, state, Watched(show, watched, available, plays, fav, last), started))
+    for h in user_histories(conn):
+        watched = Watched(h.show, h.episodes_watched, h.episodes_available, h.max_play_count, h.is_favorite,
+                          h.last_watched_at)
+        histories[h.user_id].append(History(h.show, h.state, watched, h.started_at))
     catalog.count_watchers(histories)
     return catalog, dict(histories)
 

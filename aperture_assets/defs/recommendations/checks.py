@@ -3,7 +3,7 @@
 from dagster import AssetCheckResult, MetadataValue, asset_check
 
 from aperture_resources.database import DatabaseResource
-from aperture_resources.recommendation_store import latest_picks, started_among
+from aperture_resources.recommendation_store import latest_picks, started_among, users_with_runs
 
 
 @asset_check(asset="series_recommendations",
@@ -11,9 +11,9 @@ from aperture_resources.recommendation_store import latest_picks, started_among
 def recommendations_exclude_started(database: DatabaseResource) -> AssetCheckResult:
     violations: dict[str, list[str]] = {}
     with database.connect() as conn:
-        users = [r[0] for r in conn.execute("SELECT DISTINCT user_id FROM recommendation_runs")]
+        users = users_with_runs(conn)
         for user_id in users:
-            picked = [row[1] for row in latest_picks(conn, user_id)]
+            picked = [pick.series_id for pick in latest_picks(conn, user_id)]
             bad = started_among(conn, user_id, picked)
             if bad:
                 violations[user_id] = bad

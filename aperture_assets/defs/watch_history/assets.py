@@ -63,6 +63,8 @@ from aperture_assets.wiring.stage import stage_body
 from aperture_resources.database import DatabaseResource
 from aperture_resources.media_server import MediaServerClient, MediaServerResource
 from aperture_resources.watch_store import (
+    CatalogVersion,
+    WatchSync,
     catalog_version,
     known_episode_ids,
     known_series_ids,
@@ -93,16 +95,16 @@ class UserRead:
     reason: str                       # why the read was full ("" if incremental)
 
 
-def full_read_reason(previous: tuple | None, exclude_root: str, now: datetime, catalog: tuple[str, str]) -> str | None:
+def full_read_reason(previous: WatchSync | None, exclude_root: str, now: datetime,
+                     catalog: CatalogVersion) -> str | None:
     """Why this sync must read the played list in full before trying, or None to try the window."""
     if previous is None:
         return "no previous sync"
-    root, full_read_at, removals, _ = previous
-    if root != exclude_root:
+    if previous.exclude_root != exclude_root:
         return "the picks root changed"
-    if now - full_read_at >= FULL_READ_EVERY:
+    if now - previous.full_read_at >= FULL_READ_EVERY:
         return "periodic full read"
-    if removals != catalog[0]:
+    if previous.catalog_removals != catalog.removals:
         return "the catalog removed episodes"
     return None
 
@@ -181,7 +183,7 @@ def map_to_catalog(conn, client: MediaServerClient, states: dict[str, EpisodeSta
     known = known_episode_ids(conn, list(states))
     unmatched = [s for s in states.values() if s.item_id not in known]
     series_ids = sorted({s.series_id for s in unmatched if s.series_id})
-    show_ids = series_provider_ids(conn, series_ids)
+    show_ids = {sid: (s.tvdb_id, s.tmdb_id, s.imdb_id) for sid, s in series_provider_ids(conn, series_ids).items()}
     missing = [sid for sid in series_ids if sid not in show_ids]
     if missing:
         show_ids |= {str(item["Id"]): provider_ids(item) for item in client.items_by_id(missing, ["ProviderIds"])
@@ -213,7 +215,7 @@ def map_to_catalog(conn, client: MediaServerClient, states: dict[str, EpisodeSta
 
 
 def sync_user(client: MediaServerClient, database: DatabaseResource, user_id: str, exclude_root: str,
-              *, full: bool = False, catalog: tuple | None = None) -> dict:
+              *, full: bool = False, catalog: CatalogVersion | None = None) -> dict:
     """Read one user's watching (incrementally where provably exact, unless `full`) and write it.
     `catalog`: the catalog's fingerprints (watch_store.catalog_version), if the caller read them for a whole
     run before any user's read started."""
@@ -228,7 +230,7 @@ def sync_user(client: MediaServerClient, database: DatabaseResource, user_id: st
         states = watch_states(user.played, user.others, exclude_root)
         rows, favorites, unmatched = map_to_catalog(conn, client, states, user.favorite_series)
         # progress was last derived from the catalog the sync row names; if it and the rows are unchanged, it stands
-        new_catalog = previous is None or previous[3] != catalog[1]
+        new_catalog = previous is None or previous.catalog_version != catalog.version
         progress_current = user.read == "incremental" and not new_catalog
         changes = write_user_history(conn, user_id, rows, favorites, series_state, progress_current)
         changes["played_items_changed"] = write_played_items(
@@ -307,10 +309,11 @@ def run_metadata(results: list[dict], duration: float) -> dict:
 def user_metadata(result: dict) -> dict:
     """One user's figures: episodes, series per state, duration and their top series by progress."""
     lines = ["| Series | State | Watched | Progress | Last watched |", "|---|---|---|---|---|"]
-    for name, state, watched, available, percent, last in result["top"]:
-        safe = str(name).replace("|", "\\|")
-        when = f"{last:%Y-%m-%d}" if last else ""
-        lines.append(f"| {safe} | {state} | {watched}/{available} | {percent:.0f}% | {when} |")
+    for s in result["top"]:
+        safe = str(s.name).replace("|", "\\|")
+        when = f"{s.last_watched_at:%Y-%m-%d}" if s.last_watched_at else ""
+        lines.append(f"| {safe} | {s.state} | {s.episodes_watched}/{s.episodes_available} | {s.percent:.0f}% "
+                     f"| {when} |")
     return {
         "episodes_watched": result["episodes_watched"],
         "episodes_in_progress": result["episodes_in_progress"],

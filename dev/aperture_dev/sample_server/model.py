@@ -237,6 +237,13 @@ class LibraryState:
         return [item for _, item in sorted(out, key=lambda pair: (pair[0], pair[1].id), reverse=True)]
 
     # -- libraries created through the API (aperture's own picks libraries) ---------------------
+    def add_user(self, name: str, admin: bool = False) -> str:
+        """A new user as the server's dashboard makes one: able to see every library. Returns the id."""
+        with self.lock:
+            user_id = hashlib.md5(f"user/{name}".encode()).hexdigest()
+            self.users[user_id] = User(user_id, name, default_policy(admin, False), datetime.now(UTC))
+            return user_id
+
     def create_folder(self, name: str, collection_type: str | None, paths: list[str]) -> dict:
         """Like the real servers: a taken name gets a numeric suffix (the API is not idempotent)."""
         from pathlib import Path

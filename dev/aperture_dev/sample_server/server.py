@@ -183,22 +183,23 @@ class SampleServer:
         self.stop()
 
     # -- test controls ---------------------------------------------------------------------------
-    def fail_next(self, path: str, status: int = 500, times: int = 1) -> None:
-        """The next `times` requests whose path (without /emby) starts with `path` answer `status`."""
+    def fail_next(self, path: str, status: int = 500, times: int = 1, payload: Any = "injected failure") -> None:
+        """The next `times` requests whose path (without /emby) starts with `path` answer `status` with `payload`
+        (a quiet fault: `fail_next("/Users", 200, payload=[])` is a server that lists nobody)."""
         with self._lock:
-            self._faults.append([path, status, times])
+            self._faults.append([path, status, times, payload])
 
     def reset_counters(self) -> None:
         with self._lock:
             self.request_count = 0
             self.requests.clear()
 
-    def _fault_for(self, path: str) -> int | None:
+    def _fault_for(self, path: str) -> tuple[int, Any] | None:
         with self._lock:
             for fault in self._faults:
                 if path.startswith(fault[0]) and fault[2] > 0:
                     fault[2] -= 1
-                    return fault[1]
+                    return fault[1], fault[3]
         return None
 
     def _faulty_page(self, matched: list, page: list, start: int) -> list:
@@ -258,9 +259,9 @@ class SampleServer:
         return Response(status_code=404)
 
     def _handle(self, method: str, path: str, query: Query, headers: Any, body: Any) -> tuple[int, Any]:
-        status = self._fault_for(path)
-        if status:
-            return status, "injected failure"
+        fault = self._fault_for(path)
+        if fault:
+            return fault
         for verb, pattern, needs_auth, handler in self.routes:
             match = pattern.fullmatch(path)
             if match and verb == method:
