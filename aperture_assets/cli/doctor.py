@@ -37,7 +37,7 @@ def doctor(echo: Callable[[str], None]) -> int:
 
 
 def check_database(settings: Settings) -> str:
-    from aperture_assets.cli.main import prepare_environment
+    from aperture_assets.cli.environment import prepare_environment
     from aperture_resources.database import DatabaseResource
 
     prepare_environment(settings)
