@@ -72,6 +72,10 @@ def mangle_server(server) -> str:
         episodes[5].base["IndexNumber"] = None
         episodes[6].base["Name"] = "'); DROP TABLE episodes;--\x00"
         episodes[7].extra["Path"] = "../../../../etc/shadow"
+        episodes[8].base["IndexNumber"] = 10**30  # overflows any integer column
+        series[6].base["CommunityRating"] = 1e39  # overflows a real
+        episodes[9].base["Name"] = "Lone \ud800 surrogate"  # not valid UTF-8: PostgreSQL refuses it
+        episodes[10].extra["Path"] = "/etc/ld.so.conf"  # a host file, outside every TV library
     return nameless
 
 
@@ -99,6 +103,12 @@ def test_a_hostile_library_runs_end_to_end(make_world, sample_data, tmp_path):
     missing = expected - names
     assert not missing, [m[:60] for m in missing]
     assert any("DROP TABLE series" in o for o in overviews)
+    catalog = results["catalog"].get_asset_materialization_events()[0].materialization.metadata
+    dropped = " ".join(catalog["untrusted_values"].value)
+    assert "IndexNumber=1000000000000000000000000000000" in dropped and "CommunityRating=1e+39" in dropped
+    with world.database.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM episodes WHERE name = 'Lone ? surrogate'").fetchone()[0] == 1
+    assert not [p for p in world.root.rglob("*") if p.is_symlink() and os.readlink(p).startswith("/etc/")]
 
     hostile_picks = picked & {n.replace("\x00", "") for n in HOSTILE_NAMES}
     assert len(hostile_picks) >= 3, hostile_picks  # the library stage really wrote hostile names
