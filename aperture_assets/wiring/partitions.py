@@ -32,12 +32,15 @@ def read_users(client: MediaServerClient) -> list[dict]:
 
 
 def user_partition_changes(instance: DagsterInstance, media_server: MediaServerResource, database: DatabaseResource,
-                           pipeline: PipelineConfig) -> tuple[list[str], list[str], list[str], int]:
-    """Read the server's users, sync the users table, and work out partition keys to add and remove.
-    Returns (added, removed, enabled, user rows changed); a failed read raises before anything changes.
-    A partition goes when its user is disabled or left out, or missing from APERTURE_USER_REMOVAL_READS reads."""
-    with media_server.client() as client:
-        users = read_users(client)
+                           pipeline: PipelineConfig, users: list[dict] | None = None
+                           ) -> tuple[list[str], list[str], list[str], int]:
+    """Sync the users table from the server's users (read here unless given), and work out partition keys to add
+    and remove. Returns (added, removed, enabled, user rows changed); a failed read raises before anything
+    changes. A partition goes when its user is disabled or left out, or missing from APERTURE_USER_REMOVAL_READS
+    reads."""
+    if users is None:
+        with media_server.client() as client:
+            users = read_users(client)
     check_wanted_users(users, pipeline.wanted_users())
     enabled = enabled_user_ids(users, pipeline.wanted_users())
     current = set(instance.get_dynamic_partitions(users_partitions.name))

@@ -13,11 +13,10 @@ from aperture_resources.media_server import MediaServerResource
 from aperture_resources.pipeline_config import PipelineConfig
 
 
-def restrict_new_users(library: LibraryResource, database: DatabaseResource) -> int:
+def restrict_new_users(library: LibraryResource, database: DatabaseResource, users: list[dict]) -> int:
     """Apply the privacy rule to every user while picks libraries exist; returns the policies changed. A refused
     update raises (naming the user) after the other users were handled."""
     with library.media_server.client() as client:
-        users = read_users(client)
         folders = client.libraries()
         if not any(library.owner_of_library(f) is not None for f in folders):
             return 0  # no picks library yet: the library stage applies the rule before it creates one
@@ -45,8 +44,11 @@ def media_users_sensor(
     pipeline: PipelineConfig,
     library: LibraryResource,
 ):
-    added, removed, enabled, changed = user_partition_changes(context.instance, media_server, database, pipeline)
-    restricted = restrict_new_users(library, database)
+    with media_server.client() as client:
+        users = read_users(client)  # one read serves both
+    added, removed, enabled, changed = user_partition_changes(context.instance, media_server, database, pipeline,
+                                                              users)
+    restricted = restrict_new_users(library, database, users)
     if restricted:
         context.log.info("restricted the library access of %d users", restricted)
     if not (added or removed):
