@@ -11,7 +11,7 @@ import os
 import tempfile
 from collections.abc import Callable
 
-from aperture_resources.settings import ConfigError, Settings, load_settings
+from aperture_resources.settings import ConfigError, Settings, load_settings, split_list
 
 
 def doctor(echo: Callable[[str], None]) -> int:
@@ -61,7 +61,7 @@ def check_media_server(settings: Settings) -> str:
         info = client.system_info()
         libraries = select_tv_libraries(client.libraries(), resource.wanted_libraries(), settings.picks_root_on_server)
         users = client.users()
-    wanted = [u.strip() for u in settings.users.split(",") if u.strip()]
+    wanted = split_list(settings.users)
     check_wanted_users(users, wanted)
     enabled = enabled_user_ids(users, wanted)
     return (f"media server: {info.get('ProductName', client.kind)} {info.get('Version', '?')} at "

@@ -55,15 +55,16 @@ def unique_names(wanted: dict[str, tuple[str, str]], folders: list[dict], suffix
                  ) -> dict[str, tuple[str, str]]:
     """{key: (name, path)} with every name unique among the server's libraries and each other. A library that
     already exists at its path keeps its name; a clash gets ` (<suffix(key)>)` appended."""
-    taken = {name_key(str(f.get("Name", ""))): _locations(f) for f in folders}
+    existing = {key: at_path(folders, path) for key, (_, path) in wanted.items()}
+    taken = {name_key(str(f.get("Name", ""))) for f in folders}
     chosen: dict[str, tuple[str, str]] = {}
-    for key in sorted(wanted, key=lambda k: (at_path(folders, wanted[k][1]) is None, k)):
+    for key in sorted(wanted, key=lambda k: (existing[k] is None, k)):  # existing libraries keep their names
         name, path = wanted[key]
-        existing = at_path(folders, path)
-        if existing is not None:
-            name = str(existing.get("Name", name))
-        elif name_key(name) in taken or name_key(name) in {name_key(n) for n, _ in chosen.values()}:
+        if existing[key] is not None:
+            name = str(existing[key].get("Name", name))
+        elif name_key(name) in taken:
             name = f"{name} ({suffix(key)})"
+        taken.add(name_key(name))
         chosen[key] = (name, path)
     return chosen
 

@@ -144,14 +144,14 @@ def series_library(
         users = read_users(client)  # an empty or failed read raises: nothing is removed on it
         enabled = set(enabled_user_ids(users, pipeline.wanted_users()))
         names = {str(u["Id"]): str(u.get("Name") or "") for u in users}
+        active = [key for key in context.partition_keys if key in enabled]
         with database.connect() as conn:
             candidates = set(context.partition_keys) | known_user_ids(conn)
             missing = missing_reads(conn, sorted(candidates))
             recorded = picks_libraries(conn)
             see_all = all_folders_users(conn)
-            picks = picks_by_user(conn, [key for key in context.partition_keys if key in enabled])
+            picks = picks_by_user(conn, active)
         drop, held = users_to_drop(candidates, names, enabled, missing, pipeline.user_removal_reads)
-        active = [key for key in context.partition_keys if key in enabled]
         folders = client.libraries()
         check_listing(client, folders, [lib.library_id for lib in recorded.values()])
         options = library.options(client, folders)  # a wrong setting stops here, before any write
