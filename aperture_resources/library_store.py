@@ -19,7 +19,7 @@ def picks_by_user(conn: psycopg.Connection, user_ids: Sequence[str]) -> dict[str
             """
             SELECT r.user_id, r.rank, s.id, s.name, s.year, s.original_title, s.overview, s.genres, s.studios,
                    s.status, s.official_rating, s.community_rating, s.premiere_date, s.end_year,
-                   s.tvdb_id, s.tmdb_id, s.imdb_id
+                   s.tvdb_id, s.tmdb_id, s.imdb_id, r.explanation, s.library_id, s.path, s.tags
             FROM latest_recommendations r JOIN series s ON s.id = r.series_id
             WHERE r.user_id = ANY(%s) AND s.removed_at IS NULL
             ORDER BY r.user_id, r.rank
@@ -45,6 +45,7 @@ def picks_by_user(conn: psycopg.Connection, user_ids: Sequence[str]) -> dict[str
             overview=pick.overview, genres=tuple(pick.genres or ()), studios=tuple(pick.studios or ()),
             status=pick.status, official_rating=pick.official_rating, community_rating=pick.community_rating,
             premiere_date=pick.premiere_date, end_year=pick.end_year, tvdb_id=pick.tvdb_id, tmdb_id=pick.tmdb_id,
-            imdb_id=pick.imdb_id, episodes=tuple(episodes[pick.id]),
+            imdb_id=pick.imdb_id, episodes=tuple(episodes[pick.id]), reason=pick.explanation,
+            library_id=pick.library_id, path=pick.path, tags=tuple(pick.tags or ()),
         ))
     return result

@@ -16,6 +16,16 @@ class PipelineConfig(ConfigurableResource):
     run_retention_days: int = Field(default=30, description="APERTURE_RUN_RETENTION_DAYS; 0 keeps every run")
     mass_removal_threshold: float = Field(default=0.25, description="APERTURE_MASS_REMOVAL_THRESHOLD")
     user_removal_reads: int = Field(default=3, description="APERTURE_USER_REMOVAL_READS")
+    exclude_genres: str = Field(default="", description="APERTURE_EXCLUDE_GENRES, comma list")
+    exclude_tags: str = Field(default="", description="APERTURE_EXCLUDE_TAGS, comma list")
+    dropped_max_share: float = Field(default=0.25, description="APERTURE_DROPPED_MAX_SHARE")
+    dropped_after_days: int = Field(default=60, description="APERTURE_DROPPED_AFTER_DAYS")
 
     def wanted_users(self) -> list[str]:
         return split_list(self.users)
+
+    def excluded_genres(self) -> list[str]:
+        return split_list(self.exclude_genres)
+
+    def excluded_tags(self) -> list[str]:
+        return split_list(self.exclude_tags)

@@ -45,7 +45,20 @@ class CatalogShow:
     year: int | None
     community_rating: float | None
     genres: list[str]
+    tags: list[str]
     embedding: np.ndarray
+
+
+@dataclass(frozen=True)
+class ShowCopy:
+    """One library's copy of an active show, with what a user's access rules look at."""
+
+    show: str
+    series_id: str
+    library_id: str | None
+    path: str | None
+    official_rating: str | None
+    tags: list[str]
 
 
 @dataclass(frozen=True)
@@ -107,7 +120,7 @@ def shows(conn: psycopg.Connection, model: str) -> list[CatalogShow]:
     with conn.cursor(row_factory=class_row(CatalogShow)) as cur:
         return cur.execute(
             f"""
-            SELECT DISTINCT ON (show) show, id AS series_id, name, year, community_rating, genres, embedding
+            SELECT DISTINCT ON (show) show, id AS series_id, name, year, community_rating, genres, tags, embedding
             FROM (SELECT {SHOW_KEY} AS show, s.*, v.embedding FROM series s
                   JOIN series_embeddings v ON v.series_id = s.id AND v.model = %s
                   WHERE s.removed_at IS NULL) s
@@ -115,6 +128,23 @@ def shows(conn: psycopg.Connection, model: str) -> list[CatalogShow]:
             """,
             (model,),
         ).fetchall()
+
+
+def show_copies(conn: psycopg.Connection) -> list[ShowCopy]:
+    """Every active copy of every show, copies of one show in id order (the order they are offered in)."""
+    with conn.cursor(row_factory=class_row(ShowCopy)) as cur:
+        return cur.execute(
+            f"SELECT {SHOW_KEY} AS show, s.id AS series_id, s.library_id, s.path, s.official_rating, s.tags "
+            "FROM series s WHERE s.removed_at IS NULL ORDER BY show, s.id").fetchall()
+
+
+def disliked_shows(conn: psycopg.Connection) -> dict[str, frozenset[str]]:
+    """Per user, the shows they marked "dislike" (any copy)."""
+    out: dict[str, set[str]] = {}
+    for user_id, show in conn.execute(
+            f"SELECT d.user_id, {SHOW_KEY} FROM series_dislikes d JOIN series s ON s.id = d.series_id"):
+        out.setdefault(user_id, set()).add(show)
+    return {user_id: frozenset(shows) for user_id, shows in out.items()}
 
 
 def nearest_shows(conn: psycopg.Connection, model: str, dims: int, anchors: Sequence[str], per_anchor: int) -> set[str]:

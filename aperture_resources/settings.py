@@ -17,6 +17,8 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from aperture_resources.redaction import url_password
+
 DEFAULT_LIBRARY_NAME = "{name}'s AI Picks - TV"
 
 
@@ -81,6 +83,15 @@ class Settings(BaseSettings):
     # -- recommendations ------------------------------------------------------------------------------
     recommendations_per_user: int = setting(12, "picks per user", "a whole number from 1 to 200", ge=1, le=200)
     explanations: bool = setting(False, "on = one or two sentences per pick from the chat model", "'on' or 'off'")
+    exclude_genres: str = setting("", "comma list of genres never picked for anyone (`aperture user` can let one "
+                                  "back in for a user)")
+    exclude_tags: str = setting("", "comma list of tags never picked for anyone")
+    dropped_max_share: float = setting(
+        0.25, "a show started but with at most this share of its episodes watched (and no play for "
+        "APERTURE_DROPPED_AFTER_DAYS, not a favourite) counts as dropped: a weak negative, not taste",
+        "a share from 0 to 1, such as 0.25", ge=0, le=1)
+    dropped_after_days: int = setting(60, "days without a play before a barely watched show counts as dropped",
+                                      "a whole number of days from 1 to 3650", ge=1, le=3650)
 
     # -- AI providers ---------------------------------------------------------------------------------
     embedding_provider: Literal["local", "openai", "ollama"] = setting(
@@ -146,6 +157,14 @@ class Settings(BaseSettings):
     def picks_root_on_server(self) -> str:
         """The picks library root as the media server sees it; libraries under it are never read as catalog."""
         return (self.media_server_library_root or str(self.library_root_path)).rstrip("/") or "/"
+
+    @property
+    def secrets(self) -> list[str]:
+        """What `redact` must cut from every log line and message: the keys and the databases' passwords."""
+        return [value for value in (
+            self.media_server_api_key.get_secret_value(), self.openai_api_key.get_secret_value(),
+            url_password(self.database_url.get_secret_value()),
+            url_password(self.dagster_storage_url.get_secret_value())) if value]
 
     def require_media_server(self) -> None:
         """Raise a ConfigError if the media server cannot be reached with these settings."""

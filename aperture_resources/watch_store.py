@@ -195,6 +195,15 @@ def write_user_history(
             "progress_changed": progress}
 
 
+def replace_dislikes(conn: psycopg.Connection, user_id: str, series_ids: Sequence[str]) -> int:
+    """Make the user's stored dislikes exactly `series_ids`; returns the rows added or removed."""
+    added = conn.execute(
+        "INSERT INTO series_dislikes (user_id, series_id) SELECT %s, unnest(%s::text[]) ON CONFLICT DO NOTHING",
+        (user_id, list(series_ids))).rowcount
+    return added + conn.execute("DELETE FROM series_dislikes WHERE user_id = %s AND NOT (series_id = ANY(%s))",
+                                (user_id, list(series_ids))).rowcount
+
+
 def refresh_series_progress(
     conn: psycopg.Connection, user_id: str, state_of: Callable[[int, int, bool, str | None], str]
 ) -> int:

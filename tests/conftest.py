@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from aperture_resources import database as db
+from aperture_resources import redaction
 
 
 @pytest.fixture(scope="session")
@@ -131,3 +132,12 @@ def strm_options(kind: str, url: str, key: str | None = None):
 
     with SERVERS[kind](url=url, api_key=key or "unused").client() as client:
         return LibraryOptions(mode="strm", server_url=url, stream_url=client.stream_url_template(key))
+
+
+@pytest.fixture(autouse=True)
+def registered_secrets() -> Iterator[None]:
+    """Secrets a test's resources register for redaction are forgotten after it, as when its process exits."""
+    before = redaction.registered()
+    yield
+    redaction._registered.intersection_update(before)
+

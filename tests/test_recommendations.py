@@ -139,7 +139,7 @@ def test_explanations_come_from_the_chat_model_and_fall_back_on_failure(world):
         result = recommend_all(world, ai=ai, pipeline=on)
         assert result.success
         texts = [p[6] for p in latest(world, "alice")]
-        assert all(t and t.startswith("Recommended because you watched") for t in texts)
+        assert all(t and t.startswith(("Because you watched", "Popular")) for t in texts)
         assert result.get_asset_materialization_events()[0].materialization.metadata  # run recorded normally
 
 

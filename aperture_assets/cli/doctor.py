@@ -11,6 +11,7 @@ import os
 import tempfile
 from collections.abc import Callable
 
+from aperture_resources.redaction import redact, register
 from aperture_resources.settings import ConfigError, Settings, load_settings, split_list
 
 
@@ -21,6 +22,7 @@ def doctor(echo: Callable[[str], None]) -> int:
     except ConfigError as exc:
         echo(f"FAIL settings: {exc}")
         return 1
+    register(*settings.secrets)
     echo(f"ok   settings: {len(Settings.model_fields)} variables valid (media server {settings.media_server_type}, "
          f"embedding provider {settings.embedding_provider}, library mode {settings.library_mode})")
     checks = (check_database, check_media_server, check_ai_provider, check_library_root)
@@ -30,7 +32,7 @@ def doctor(echo: Callable[[str], None]) -> int:
             line = check(settings)
         except Exception as exc:  # doctor reports every failure and carries on
             failed += 1
-            echo(f"FAIL {check.__name__.removeprefix('check_').replace('_', ' ')}: {exc}")
+            echo(f"FAIL {check.__name__.removeprefix('check_').replace('_', ' ')}: {redact(str(exc))}")
         else:
             echo(f"ok   {line}")
     return 1 if failed else 0

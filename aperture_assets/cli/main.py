@@ -18,6 +18,7 @@ from contextlib import suppress
 from pathlib import Path
 
 from aperture_assets.cli.environment import open_instance, prepare_environment, recover
+from aperture_resources.redaction import redact
 from aperture_resources.settings import ConfigError, load_settings
 
 
@@ -36,7 +37,7 @@ def run_pipeline(selected: Sequence[str] | None = None) -> int:
     print("\n".join(summary_lines(results)))
     failed = [r for r in results if not r.success]
     if failed:
-        print(f"aperture: stage {failed[0].name} failed: {failed[0].error}", file=sys.stderr)
+        print(f"aperture: stage {failed[0].name} failed: {redact(failed[0].error or '')}", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -164,6 +165,12 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_user(args: argparse.Namespace) -> int:
+    from aperture_assets.cli.user import user
+
+    return user(args, print)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from aperture_assets.cli.run import STAGE_NAMES
 
@@ -186,6 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="upgrade: apply migrations; url: print the database URL; stop: stop the embedded "
                     "PostgreSQL; forget-libraries: forget the picks libraries aperture made (after a server rebuild)")
     db.set_defaults(func=cmd_db)
+    from aperture_assets.cli.user import add_arguments
+
+    user = sub.add_parser("user", help="a user's own genre and tag exclusions (applied on the next run)",
+                          description="Show or change one user's genre and tag exclusions; several flags apply "
+                          "together, and a name the catalog does not know changes nothing.")
+    add_arguments(user)
+    user.set_defaults(func=cmd_user)
     return parser
 
 
@@ -204,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from aperture_resources.media_server import MediaServerError
 
         if isinstance(exc, MediaServerError | RuntimeError):
-            print(f"aperture: {exc}", file=sys.stderr)
+            print(f"aperture: {redact(str(exc))}", file=sys.stderr)
             return 1
         raise
 

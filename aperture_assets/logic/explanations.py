@@ -11,22 +11,32 @@ from collections.abc import Callable, Sequence
 from aperture_assets.logic.recommend import Pick
 
 MAX_CHARS = 300
+NEGATIVE_SIGNALS = ("disliked", "dropped")
+LIKE_YOU = 0.5  # a collaborative component at least this high is worth saying
+
+
+def taste_evidence(evidence: Sequence[dict]) -> list[dict]:
+    """The evidence entries that are shows the user liked (not the disliked or dropped ones pulling down)."""
+    return [e for e in evidence if e.get("signal") not in NEGATIVE_SIGNALS]
 
 
 def template(pick: Pick) -> str:
-    """A sentence from the evidence alone."""
-    names = [e["name"] for e in pick.evidence[:2]]
+    """One short line of why, from the stored evidence alone: the shows behind it and whether viewers like
+    this user watched it ("Because you watched The Wire and Ozark; popular with viewers like you")."""
+    names = [e["name"] for e in taste_evidence(pick.evidence)[:2]]
+    like_you = pick.components.get("collaborative", 0.0) >= LIKE_YOU
     if not names:
-        return f"{pick.name} is popular and well rated on this server."
+        return "Popular with viewers like you." if like_you else "Popular and well rated on this server."
     because = names[0] if len(names) == 1 else f"{names[0]} and {names[1]}"
-    return f"Recommended because you watched {because}."
+    return f"Because you watched {because}" + ("; popular with viewers like you." if like_you else ".")
 
 
 def prompt(picks: Sequence[Pick]) -> list[dict]:
     """Chat messages asking for a JSON list with one explanation per pick, in order."""
     lines = []
     for i, pick in enumerate(picks, start=1):
-        evidence = ", ".join(f"{e['name']} (similarity {e['similarity']})" for e in pick.evidence) or "none"
+        evidence = ", ".join(f"{e['name']} (similarity {e['similarity']})"
+                             for e in taste_evidence(pick.evidence)) or "none"
         lines.append(f"{i}. {pick.name} - similar to what they watched: {evidence}")
     return [
         {"role": "system", "content": "You explain TV recommendations in one or two short sentences each. "

@@ -1,9 +1,10 @@
 """Ranking picks for one user, and the two baselines it is measured against (pure, no I/O).
 
 `recommend` applies the spec's exclusion table (started, caught-up and completed shows are out; a
-show being Ended is never a reason), scores the rest with the blend in `scoring`, and picks a
-diverse top N with MMR. Users without history get a cold-start list (popular on this server, then
-highly rated), marked as such.
+show being Ended is never a reason) and the user's `Rules` (what the server lets them open, their
+dislikes, the admin's genre and tag exclusions), scores the rest with the blend in `scoring`, pulls
+down close neighbours of what they disliked or dropped, and picks a diverse top N with MMR. Users
+without history get a cold-start list (popular on this server, then highly rated), marked as such.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ from aperture_assets.logic.scoring import (
 
 EXCLUDED_STATES = ("in_progress", "caught_up", "completed")
 EVIDENCE = 3
+REMOVAL_RULES = ("access", "rating", "tags", "dislikes", "exclusions")  # counted in this order
+# How far a disliked or dropped show pulls its close neighbours down: scores are ~[0, 1]; only neighbours
+# more similar than CLOSE are touched, in proportion to how far above it they are.
+NEGATIVE = {"disliked": 0.4, "dropped": 0.15}
+CLOSE = 0.5
 
 
 @dataclass(frozen=True)
@@ -50,10 +56,36 @@ class Params:
     top_k: int = TOP_K
     mmr_lambda: float = MMR_LAMBDA
     half_life_days: float = HALF_LIFE_DAYS
+    dropped_max_share: float = 0.25
+    dropped_after_days: int = 60
 
     def as_dict(self) -> dict:
         return {"count": self.count, "top_k": self.top_k, "mmr_lambda": self.mmr_lambda,
-                "half_life_days": self.half_life_days, "weights": WEIGHTS}
+                "half_life_days": self.half_life_days, "weights": WEIGHTS, "negative": NEGATIVE,
+                "dropped_max_share": self.dropped_max_share, "dropped_after_days": self.dropped_after_days}
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What keeps shows from one user's picks besides their own history."""
+
+    refused: Mapping[str, str] = field(default_factory=dict)  # show -> "access" | "rating" | "tags"
+    copies: Mapping[str, str] = field(default_factory=dict)  # show -> the copy (series id) the user may open
+    disliked: frozenset[str] = frozenset()  # shows
+    excluded_genres: frozenset[str] = frozenset()  # case-folded
+    excluded_tags: frozenset[str] = frozenset()  # case-folded
+
+    def removal(self, catalog: Catalog, row: int) -> str | None:
+        """The first of REMOVAL_RULES that keeps the show at `row` out, or None."""
+        show = catalog.shows[row]
+        if show in self.refused:
+            return self.refused[show]
+        if show in self.disliked:
+            return "dislikes"
+        if {g.casefold() for g in catalog.genres[row]} & self.excluded_genres or \
+                {t.casefold() for t in catalog.tags[row]} & self.excluded_tags:
+            return "exclusions"
+        return None
 
 
 @dataclass
@@ -67,11 +99,14 @@ class Catalog:
     genres: list[list[str]]
     vectors: np.ndarray
     popularity: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    tags: list[list[str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.index = {show: i for i, show in enumerate(self.shows)}
         if len(self.popularity) != len(self.shows):
             self.popularity = np.zeros(len(self.shows))
+        if len(self.tags) != len(self.shows):
+            self.tags = [[] for _ in self.shows]
 
     def count_watchers(self, histories: Mapping[str, Sequence[History]]) -> None:
         """Popularity = how many users have watched at least one episode of each show."""
@@ -95,57 +130,125 @@ class Result:
     picks: list[Pick]
     cold_start: bool
     excluded: dict[str, int]
+    removed: dict[str, int] = field(default_factory=dict)  # candidates each of REMOVAL_RULES kept out
 
 
-def taste(history: Sequence[History], now: datetime, half_life_days: float = HALF_LIFE_DAYS) -> dict[str, float]:
-    """Show -> taste weight, for shows with any watching or a favourite."""
+def dropped(h: History, now: datetime, params: Params) -> bool:
+    """Started and abandoned: a little watched, nothing played for a while, not a favourite. Such a show says
+    the user tried it and stopped, so it is a weak negative rather than taste."""
+    w = h.watched
+    if w.is_favorite or w.episodes_watched <= 0 or w.episodes_available <= 0 or w.last_watched_at is None:
+        return False
+    idle_days = (now - w.last_watched_at).total_seconds() / 86400.0
+    return (w.episodes_watched / w.episodes_available <= params.dropped_max_share
+            and idle_days >= params.dropped_after_days)
+
+
+def taste(history: Sequence[History], now: datetime, half_life_days: float = HALF_LIFE_DAYS,
+          params: Params | None = None, disliked: frozenset[str] = frozenset()) -> dict[str, float]:
+    """Show -> taste weight, for shows with any watching or a favourite; with `params`, shows the user dropped
+    are left out, and disliked shows always are."""
     return {h.show: taste_weight(h.watched, now, half_life_days) for h in history
-            if h.watched.episodes_watched > 0 or h.watched.is_favorite}
+            if (h.watched.episodes_watched > 0 or h.watched.is_favorite) and h.show not in disliked
+            and not (params is not None and dropped(h, now, params))}
+
+
+def signal(w: Watched) -> str:
+    """What kind of taste evidence a watched show is."""
+    return "favourite" if w.is_favorite else "rewatched" if w.max_play_count > 1 else "watched"
+
+
+def negatives(catalog: Catalog, history: Sequence[History], rules: Rules, now: datetime,
+              params: Params) -> dict[str, list[int]]:
+    """Catalog rows of the shows the user disliked and the ones they dropped."""
+    rows = {"disliked": [catalog.index[s] for s in sorted(rules.disliked) if s in catalog.index]}
+    rows["dropped"] = [catalog.index[h.show] for h in history if h.show in catalog.index
+                       and h.show not in rules.disliked and dropped(h, now, params)]
+    return rows
+
+
+def penalties(vectors: np.ndarray, catalog: Catalog, negative_rows: Mapping[str, list[int]]) -> \
+        tuple[np.ndarray, list[list[dict]]]:
+    """How much each candidate is pulled down by close neighbours the user disliked or dropped, and per
+    candidate the evidence of it (the closest such show of each kind)."""
+    total = np.zeros(len(vectors))
+    evidence: list[list[dict]] = [[] for _ in range(len(vectors))]
+    for kind, rows in negative_rows.items():
+        if not rows or not len(vectors):
+            continue
+        sims = vectors @ catalog.vectors[rows].T
+        best = sims.argmax(axis=1)
+        closest = sims[np.arange(len(vectors)), best]
+        pull = NEGATIVE[kind] * np.clip((closest - CLOSE) / (1.0 - CLOSE), 0.0, None)
+        total += pull
+        for i in np.flatnonzero(pull > 0.005):
+            row = rows[best[i]]
+            evidence[i].append({"series_id": catalog.series_ids[row], "name": catalog.names[row],
+                                "similarity": round(float(closest[i]), 3), "signal": kind,
+                                "effect": -round(float(pull[i]), 4)})
+    return total, evidence
 
 
 def recommend(catalog: Catalog, history: Sequence[History], others: Mapping[str, Mapping[str, float]],
-              now: datetime, params: Params = Params(), pool: set[str] | None = None) -> Result:
+              now: datetime, params: Params = Params(), pool: set[str] | None = None,
+              rules: Rules = Rules()) -> Result:
     """Rank picks for one user. `others`: every other user's taste weights (collaborative signal);
-    `pool`: the candidate shows to consider (None = the whole catalog)."""
+    `pool`: the candidate shows to consider (None = the whole catalog); `rules`: what the user may not get."""
     excluded = Counter(h.state for h in history if h.state in EXCLUDED_STATES)
     blocked = {h.show for h in history if h.state in EXCLUDED_STATES}
-    candidates = [i for i, show in enumerate(catalog.shows)
-                  if show not in blocked and (pool is None or show in pool)]
-    mine = {show: w for show, w in taste(history, now, params.half_life_days).items() if show in catalog.index}
+    removed = dict.fromkeys(REMOVAL_RULES, 0)
+    candidates = []
+    for i, show in enumerate(catalog.shows):
+        if show in blocked or (pool is not None and show not in pool):
+            continue
+        reason = rules.removal(catalog, i)
+        if reason is None:
+            candidates.append(i)
+        else:
+            removed[reason] += 1
+    mine = {show: w for show, w in taste(history, now, params.half_life_days, params, rules.disliked).items()
+            if show in catalog.index}
     if not candidates:
-        return Result([], not mine, dict(excluded))
+        return Result([], not mine, dict(excluded), removed)
     vectors = catalog.vectors[candidates]
     rating = rating_prior([catalog.ratings[i] for i in candidates])
-    popularity = _unit(catalog.popularity[candidates])
+    penalty, against = penalties(vectors, catalog, negatives(catalog, history, rules, now, params))
     if not mine:
-        scores = 0.6 * popularity + 0.4 * rating
+        popularity = _unit(catalog.popularity[candidates])
+        scores = 0.6 * popularity + 0.4 * rating - penalty
         order = np.argsort(-scores, kind="stable")[: params.count]
-        picks = [_pick(catalog, candidates[i], r, scores[i], {"popularity": popularity[i], "rating": rating[i]}, [])
+        picks = [_pick(catalog, rules, candidates[i], r, scores[i],
+                       {"popularity": popularity[i], "rating": rating[i], "negative": penalty[i]}, against[i])
                  for r, i in enumerate(order, start=1)]
-        return Result(picks, True, dict(excluded))
+        return Result(picks, True, dict(excluded), removed)
 
     anchors = list(mine)
     rows = [catalog.index[s] for s in anchors]
     weights = np.array([mine[s] for s in anchors])
+    kinds = {h.show: signal(h.watched) for h in history}
     same = np.asarray(candidates)[:, None] == np.asarray(rows)[None, :]
     content, sims = content_scores(vectors, catalog.vectors[rows], weights, params.top_k, same)
     content_n = _unit(content - content.min()) if len(content) else content
     collab = collaborative_scores(mine, others, [catalog.shows[i] for i in candidates])
-    scores = blend(content_n, collab, rating)
+    scores = blend(content_n, collab, rating) - penalty
     order = mmr(scores, vectors, params.count, params.mmr_lambda)
     picks = []
     for rank, i in enumerate(order, start=1):
         best = np.argsort(-sims[i])[:EVIDENCE]
         evidence = [{"series_id": catalog.series_ids[rows[j]], "name": catalog.names[rows[j]],
-                     "similarity": round(float(sims[i, j]), 3)} for j in best if sims[i, j] > -1.0]
-        components = {"content": content[i], "collaborative": collab[i], "rating": rating[i]}
-        picks.append(_pick(catalog, candidates[i], rank, scores[i], components, evidence))
-    return Result(picks, False, dict(excluded))
+                     "similarity": round(float(sims[i, j]), 3), "signal": kinds.get(anchors[j], "watched")}
+                    for j in best if sims[i, j] > -1.0]
+        components = {"content": content[i], "collaborative": collab[i], "rating": rating[i],
+                      "negative": penalty[i]}
+        picks.append(_pick(catalog, rules, candidates[i], rank, scores[i], components, evidence + against[i]))
+    return Result(picks, False, dict(excluded), removed)
 
 
-def _pick(catalog: Catalog, row: int, rank: int, score: float, components: dict, evidence: list[dict]) -> Pick:
-    return Pick(rank, catalog.shows[row], catalog.series_ids[row], catalog.names[row], round(float(score), 4),
-                {k: round(float(v), 4) for k, v in components.items()}, evidence)
+def _pick(catalog: Catalog, rules: Rules, row: int, rank: int, score: float, components: dict,
+          evidence: list[dict]) -> Pick:
+    show = catalog.shows[row]
+    return Pick(rank, show, rules.copies.get(show, catalog.series_ids[row]), catalog.names[row],
+                round(float(score), 4), {k: round(float(v), 4) for k, v in components.items()}, evidence)
 
 
 def _unit(values: np.ndarray) -> np.ndarray:

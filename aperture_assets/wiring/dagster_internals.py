@@ -3,6 +3,8 @@
 - the run tags that make one run cover a range of partitions: `RunRequest` and `execute_in_process` take a
   single `partition_key` only, and per-user stages run as ONE run over every user (a range);
 - the status of a step in a finished run, which `aperture run` reports per stage from `get_run_step_stats`;
+- the Dagster event a log record carries (a step's failure, a materialization and its metadata), which the
+  redacting log filter rewrites before any handler stores or prints it;
 - a copy of a schedule in another time zone: the stages declare their schedules without reading the
   environment, and `defs()` applies APERTURE_TIMEZONE (`ScheduleDefinition.with_attributes` copies only the
   job and metadata; this mirrors it).
@@ -10,8 +12,12 @@
 If a Dagster upgrade moves them, this module is what changes.
 """
 
+import logging
+
 from dagster import ScheduleDefinition
+from dagster._core.events import DagsterEvent
 from dagster._core.execution.stats import StepEventStatus
+from dagster._core.log_manager import get_log_record_event, has_log_record_event, set_log_record_event
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 
@@ -22,6 +28,14 @@ def partition_range_tags(first: str, last: str) -> dict[str, str]:
 
 def step_succeeded(step_stats) -> bool:
     return step_stats is not None and step_stats.status == StepEventStatus.SUCCESS
+
+
+def record_event(record: logging.LogRecord) -> DagsterEvent | None:
+    return get_log_record_event(record) if has_log_record_event(record) else None
+
+
+def replace_record_event(record: logging.LogRecord, event: DagsterEvent) -> None:
+    set_log_record_event(record, event)
 
 
 def in_timezone(schedule: ScheduleDefinition, timezone: str) -> ScheduleDefinition:

@@ -18,6 +18,7 @@ from aperture_resources.database import DatabaseResource
 from aperture_resources.library.resource import LibraryResource
 from aperture_resources.media_server import SERVERS
 from aperture_resources.pipeline_config import PipelineConfig
+from aperture_resources.redaction import register
 from aperture_resources.settings import Settings, env_name
 
 
@@ -29,6 +30,8 @@ def _secret(settings: Settings, field: str) -> Any:
 
 
 def build_resources(settings: Settings) -> dict[str, Any]:
+    """The resources, and the secrets they carry registered for redaction in this process."""
+    register(*settings.secrets)
     media_server = SERVERS[settings.media_server_type](
         url=settings.media_server_url,
         api_key=_secret(settings, "media_server_api_key"),
@@ -55,6 +58,10 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             run_retention_days=settings.run_retention_days,
             mass_removal_threshold=settings.mass_removal_threshold,
             user_removal_reads=settings.user_removal_reads,
+            exclude_genres=settings.exclude_genres,
+            exclude_tags=settings.exclude_tags,
+            dropped_max_share=settings.dropped_max_share,
+            dropped_after_days=settings.dropped_after_days,
         ),
         "ai": AIProviderResource(
             provider=settings.embedding_provider,

@@ -8,6 +8,8 @@
 - the UI can't be turned against the host: a run whose config overrides a resource setting that carries a
   secret or chooses where data goes (server URL, keys, library root, database) is refused before any work, so
   the launchpad can't send the API key elsewhere or write outside the library root;
+- secrets never reach a log line, an error or metadata: the step's log manager redacts every record and event
+  (see log_redaction.py);
 - the process keeps a few connections to Dagster's storage (see `pool_storage_connections`);
 - the run names the process that runs it (the `aperture/worker` tag, for runs the daemon launches: the CLI tags
   its own), so a run whose process was killed is found and marked failed (see recovery.py).
@@ -20,6 +22,7 @@ from contextlib import nullcontext
 
 from dagster import DagsterInstance, Failure
 
+from aperture_assets.wiring.log_redaction import redact_logs
 from aperture_assets.wiring.recovery import tag_run
 from aperture_resources.settings import ConfigError
 
@@ -64,6 +67,7 @@ def stage_body(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(context, *args, **kwargs):
+        redact_logs(context.log)
         pool_storage_connections(context.instance)  # also for runs the daemon launches
         tag_run(context.instance, context.run)
         database = kwargs.get("database")

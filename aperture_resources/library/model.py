@@ -38,6 +38,10 @@ class PickedSeries:
     tmdb_id: str | None
     imdb_id: str | None
     episodes: tuple[EpisodeSource, ...]
+    reason: str | None = None  # one short line of why it was picked (the NFO plot starts with it)
+    library_id: str | None = None  # the copy's library (ItemId): with path and tags, what access rules check
+    path: str | None = None
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ def tvshow_nfo(pick: PickedSeries) -> bytes:
     etree.SubElement(root, "title").text = xml_text(pick.title)
     _add(root, "originaltitle", pick.original_title)
     _add(root, "sorttitle", sort_title(pick.rank, pick.title))
-    _add(root, "plot", pick.overview)
+    _add(root, "plot", "\n\n".join(text for text in (pick.reason, pick.overview) if text))
     if pick.year is not None and 1850 < pick.year < 10000:
         _add(root, "year", pick.year)
     _add(root, "premiered", pick.premiere_date and pick.premiere_date.isoformat())

@@ -418,6 +418,14 @@ class MediaServerClient(ABC):
         params = {**base, **self.query(includeItemTypes=["Episode"], fields=list(fields), enableUserData=True)}
         return self.fetch_all(path, params)
 
+    def parental_ratings(self) -> list[dict]:
+        """The server's parental rating scale, `[{Name, Value}]` (user policies' MaxParentalRating is a Value)."""
+        return self._expect_list(self.get_json("/Localization/ParentalRatings"), "/Localization/ParentalRatings")
+
+    def disliked_series(self, user_id: str, fields: Iterable[str]) -> list[dict]:
+        """The series the user marked "dislike" (`UserData.Likes` false)."""
+        return self.user_items(user_id, "Series", fields, filters=["Dislikes"])
+
     def items_by_id(self, ids: Sequence[str], fields: Iterable[str]) -> list[dict]:
         """Look items up by id (admin view), 100 ids per request."""
         found: list[dict] = []

@@ -2,11 +2,15 @@
 pool slot held, and the next `aperture run` marks it failed, frees the slot and converges to a clean run's state.
 SIGTERM and SIGINT stop a run within moments, even one waiting for a pool slot."""
 
+import contextlib
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -215,3 +219,61 @@ def test_a_daemon_style_run_names_its_run_worker_not_a_step_process(database):
         assert result.success
         run = instance.get_run_by_id(result.run_id)
     assert worker_of(run) == run_worker()  # this process ran the run; its steps ran in children
+
+
+def session_processes(session: int) -> list[int]:
+    """The pids still alive in a session (the supervisor and everything `dagster dev` started)."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session and fields[0] != "Z":
+            alive.append(int(stat.parent.name))
+    return alive
+
+
+def workspace_loaded(port: int) -> bool:
+    """True once the UI answers and lists aperture's code location (so its code server is running)."""
+    query = json.dumps({"query": "{ repositoriesOrError { ... on RepositoryConnection { nodes { name } } } }"})
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=query.encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=2) as answer:
+            return bool(json.load(answer)["data"]["repositoriesOrError"].get("nodes"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_aperture_dev_stops_within_seconds_on_a_signal_slow(signum, make_world, tmp_path):
+    """Before: `dagster dev` exited but its code server held the terminal for its 45 s heartbeat timeout."""
+    world = make_world()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**cli_env(world, tmp_path / "data"), "APERTURE_DATABASE_URL": world.database.url}
+    with open(tmp_path / "dev.log", "w+") as log:
+        proc = subprocess.Popen([APERTURE, "dev", "--port", str(port)], env=env, cwd=tmp_path, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_until(lambda: workspace_loaded(port), proc, "UI with aperture's code location", timeout=180)
+            assert len(session_processes(proc.pid)) >= 3  # aperture, dagster dev and its children
+            sent = time.monotonic()
+            proc.send_signal(signum)
+            proc.wait(timeout=30)
+            seconds = time.monotonic() - sent
+            deadline = time.monotonic() + 5
+            while session_processes(proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            left = session_processes(proc.pid)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        log.seek(0)
+        output = log.read()
+    assert proc.returncode == 128 + signum, output[-2000:]
+    assert seconds < 10, (seconds, output[-2000:])
+    assert not left, f"processes left running: {left}"

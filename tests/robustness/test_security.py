@@ -14,7 +14,8 @@ from dagster._serdes import serialize_value
 
 from aperture_assets.cli.run import run_stages
 from aperture_assets.definitions import defs
-from aperture_resources.settings import ConfigError
+from aperture_resources.redaction import redact
+from aperture_resources.settings import ConfigError, Settings
 from tests.robustness.helpers import AI_KEY, MEDIA_KEY, failure_messages, library_tree, ok
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -107,6 +108,38 @@ def test_api_keys_never_reach_logs_events_errors_or_files(env, monkeypatch, capf
         for secret in SECRETS:
             assert secret not in text, f"{secret} leaked into {where}"
     assert env.ai.request_count > 0 and "OPENAI_API_KEY" in recorded  # the resource shows the variable's name
+
+
+def test_a_key_the_server_plants_in_its_data_is_masked_in_every_event_and_log(env, capfd):
+    """The server knows the key and may echo it anywhere: here in a title that reaches a warning (the series'
+    year is out of range) and the catalog's metadata (the newest series). The one redaction every step's log
+    manager applies masks it in the stored events and on stderr; the catalog itself keeps the title."""
+    with env.server.state.lock:
+        env.server.state.bump()
+        series = sorted((i for i in env.server.state.items.values() if i.type == "Series"), key=lambda i: i.id)
+        planted = series[0]
+        planted.base["Name"] = f"Leak {MEDIA_KEY} {AI_KEY}"
+        planted.base["ProductionYear"] = 99999
+        planted.extra["DateCreated"] = "2099-01-01T00:00:00.0000000Z"  # the newest, so in the metadata preview
+    with instance_for_test() as instance:
+        results = run_stages(definitions(), instance, ["sync_series"], echo=lambda line: None)
+        assert results[0].success, results[0].error
+        recorded = everything_recorded(instance)
+    captured = capfd.readouterr()
+    with env.database.connect() as conn:
+        stored = conn.execute("SELECT name FROM series WHERE id = %s", (planted.id,)).fetchone()[0]
+    assert MEDIA_KEY in stored  # data is the server's; only what is logged is masked
+    assert "untrusted server data" in recorded and "Leak ***" in recorded
+    for secret in (MEDIA_KEY, AI_KEY):
+        assert secret not in recorded and secret not in captured.err + captured.out
+
+
+def test_the_redaction_covers_the_database_password_in_every_spelling():
+    settings = Settings(database_url="postgresql://aperture:p%40ss%2Fw0rd-Qz@db.example:5432/aperture",
+                        media_server_api_key="media-Kx9", openai_api_key="")
+    assert set(settings.secrets) == {"p@ss/w0rd-Qz", "media-Kx9"}
+    text = "connect failed for p@ss/w0rd-Qz (postgresql://aperture:p%40ss%2Fw0rd-Qz@db) MEDIA-KX9"
+    assert redact(text, settings.secrets) == "connect failed for *** (postgresql://aperture:***@db) ***"
 
 
 def test_keyed_strm_urls_put_the_key_only_where_the_user_opted_in(env, monkeypatch):

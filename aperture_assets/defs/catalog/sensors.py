@@ -10,6 +10,7 @@ import hashlib
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
 
 from aperture_assets.logic.catalog_rows import select_tv_libraries
+from aperture_assets.wiring.log_redaction import redact_logs
 from aperture_resources.media_server import MediaServerClient, MediaServerResource
 
 
@@ -35,6 +36,7 @@ def library_fingerprint(client: MediaServerClient, tv_libraries: list[str], pick
     description="Polls the enabled TV libraries (one request each) and runs sync_series when they changed.",
 )
 def media_library_changes(context: SensorEvaluationContext, media_server: MediaServerResource):
+    redact_logs(context.log)
     with media_server.client() as client:
         fingerprint = library_fingerprint(client, media_server.wanted_libraries(), media_server.picks_root)
     previous = context.cursor

@@ -58,6 +58,7 @@ from aperture_resources.library.tree import plan_digest
 from aperture_resources.library.writer import ensure_user_dir, unchanged_tree
 from aperture_resources.library_store import picks_by_user
 from aperture_resources.media_server import MediaServerClient
+from aperture_resources.media_server.access import ServerAccess, read_access, refusal
 from aperture_resources.pipeline_config import PipelineConfig
 from aperture_resources.watch_store import known_user_ids, missing_reads
 
@@ -155,6 +156,11 @@ def series_library(
         folders = client.libraries()
         check_listing(client, folders, [lib.library_id for lib in recorded.values()])
         options = library.options(client, folders)  # a wrong setting stops here, before any write
+        # The picks were made under the policies of their run; a link must obey the policy of now.
+        picks, refused = permitted_picks(read_access(client, users, folders), picks)
+        for user_id, titles in refused.items():
+            context.log.warning("user %s may no longer open %s (library access or parental controls changed "
+                                "since their picks were made): left out of their library", user_id, titles)
         removed = remove_libraries(context, client, library, database, drop, folders)
         for user_id in sorted(held & set(context.partition_keys)):
             context.log.warning("user %s is missing from the server's user list (%d of %d reads): their library is "
@@ -209,8 +215,24 @@ def series_library(
         "run_libraries_created": len(created),
         "run_policies_updated": len(privacy.updated),
         "run_mode": options.mode,
+        "run_picks_refused_now": sum(len(titles) for titles in refused.values()),
         "run_duration_seconds": round(time.perf_counter() - started, 3),
     })
+
+
+def permitted_picks(access: ServerAccess, picks: dict[str, list[PickedSeries]]) -> \
+        tuple[dict[str, list[PickedSeries]], dict[str, list[str]]]:
+    """Each user's picks they may open under their current policy, and the titles left out."""
+    kept: dict[str, list[PickedSeries]] = {}
+    refused: dict[str, list[str]] = {}
+    for user_id, user_picks in picks.items():
+        rules = access.of(user_id)
+        kept[user_id] = [p for p in user_picks if refusal(rules, access.scale, access.copy(
+            p.series_id, p.library_id, p.path, p.official_rating, p.tags)) is None]
+        left_out = [p.title for p in user_picks if p not in kept[user_id]]
+        if left_out:
+            refused[user_id] = left_out
+    return kept, refused
 
 
 def remove_libraries(context: AssetExecutionContext, client: MediaServerClient, library: LibraryResource,

@@ -19,6 +19,7 @@ from aperture_assets.logic.recommend import (
     Catalog,
     History,
     Params,
+    Rules,
     popular_baseline,
     prior_tool_baseline,
     ranking_metrics,
@@ -48,7 +49,7 @@ def evaluate(conn, model: str, catalog: Catalog, histories: dict[str, list[Histo
     totals = {m: {"hit_rate": 0.0, "recall": 0.0, "ndcg": 0.0} for m in METHODS}
     users = 0
     params = Params(count=k)
-    weights = tastes(histories, now, params)
+    weights = tastes(histories, now, params, {})
     for user_id, history in histories.items():
         hidden = held_out(history)
         if hidden is None or hidden not in catalog.index:
@@ -59,8 +60,8 @@ def evaluate(conn, model: str, catalog: Catalog, histories: dict[str, list[Histo
         view.count_watchers(visible)
         ranked = {
             "aperture": [p.show for p in recommend_user(
-                conn, model, view, visible, {**weights, user_id: taste(rest, now, params.half_life_days)}, user_id,
-                params, now).picks],
+                conn, model, view, visible, {**weights, user_id: taste(rest, now, params.half_life_days, params)},
+                user_id, params, now, Rules()).picks],
             "popular": popular_baseline(view, rest, k),
             "prior_tool": prior_tool_baseline(view, rest, now, k),
         }

@@ -71,6 +71,7 @@ from aperture_resources.watch_store import (
     load_played_items,
     load_watch_sync,
     match_by_provider,
+    replace_dislikes,
     save_watch_sync,
     series_provider_ids,
     user_summary,
@@ -91,6 +92,7 @@ class UserRead:
     changed: dict[str, EpisodeState]  # played items to store: W (incremental) or the whole set (full)
     others: list[dict]                # resume and favourite episode items
     favorite_series: list[dict]
+    disliked_series: list[dict]       # series the user marked "dislike"
     read: str                         # "incremental" | "full"
     reason: str                       # why the read was full ("" if incremental)
 
@@ -163,17 +165,32 @@ def read_played(client: MediaServerClient, user_id: str, exclude_root: str, stor
 
 def read_user(client: MediaServerClient, user_id: str, exclude_root: str, stored: dict[str, EpisodeState],
               reason: str | None) -> UserRead:
-    """Everything the server knows about one user's watching; the three reads run at once."""
-    with ThreadPoolExecutor(3) as pool:
+    """Everything the server knows about one user's watching; the four reads run at once."""
+    with ThreadPoolExecutor(4) as pool:
         played_f = pool.submit(read_played, client, user_id, exclude_root, stored, reason)
         resume_f = pool.submit(client.resume_items, user_id, WATCH_FIELDS)
         favorites_f = pool.submit(client.user_items, user_id, ["Episode", "Series"], WATCH_FIELDS, isFavorite=True)
+        disliked_f = pool.submit(client.disliked_series, user_id, WATCH_FIELDS)
         played, changed, read, why = played_f.result()
-        resume, favorites = resume_f.result(), favorites_f.result()
+        resume, favorites, disliked = resume_f.result(), favorites_f.result(), disliked_f.result()
     favorite_episodes = [item for item in favorites if item.get("Type") != "Series"]
     favorite_series = [item for item in favorites
                        if item.get("Type") == "Series" and not is_under(item.get("Path"), exclude_root)]
-    return UserRead(played, changed, [*resume, *favorite_episodes], favorite_series, read, why)
+    disliked_series = [item for item in disliked if item.get("Type") == "Series"
+                       and (item.get("UserData") or {}).get("Likes") is False
+                       and not is_under(item.get("Path"), exclude_root)]
+    return UserRead(played, changed, [*resume, *favorite_episodes], favorite_series, disliked_series, read, why)
+
+
+def catalog_series(conn, items: list[dict]) -> list[str]:
+    """Catalog series ids of series items: by id, else by provider ids (a copy in another library or a
+    regenerated id)."""
+    ids = [str(item["Id"]) for item in items if item.get("Id")]
+    known = known_series_ids(conn, ids)
+    keys = [(i, *provider_ids(item), None, None, as_text(item.get("Path")))
+            for i, item in enumerate(items)
+            if as_text(str(item.get("Id") or "")) and str(item["Id"]) not in known]
+    return sorted(known | set(match_by_provider(conn, keys).values()))
 
 
 def map_to_catalog(conn, client: MediaServerClient, states: dict[str, EpisodeState],
@@ -205,13 +222,7 @@ def map_to_catalog(conn, client: MediaServerClient, states: dict[str, EpisodeSta
         if previous is None or (row[1], row[2], row[3] or 0) > (previous[1], previous[2], previous[3] or 0):
             rows[episode_id] = row
 
-    fav_ids = [str(item["Id"]) for item in favorite_series if item.get("Id")]
-    known_fav = known_series_ids(conn, fav_ids)
-    fav_keys = [(i, *provider_ids(item), None, None, as_text(item.get("Path")))
-                for i, item in enumerate(favorite_series)
-                if as_text(str(item.get("Id") or "")) and str(item["Id"]) not in known_fav]
-    favorites = sorted(known_fav | set(match_by_provider(conn, fav_keys).values()))
-    return list(rows.values()), favorites, len(states) - len(target)
+    return list(rows.values()), catalog_series(conn, favorite_series), len(states) - len(target)
 
 
 def sync_user(client: MediaServerClient, database: DatabaseResource, user_id: str, exclude_root: str,
@@ -233,6 +244,7 @@ def sync_user(client: MediaServerClient, database: DatabaseResource, user_id: st
         new_catalog = previous is None or previous.catalog_version != catalog.version
         progress_current = user.read == "incremental" and not new_catalog
         changes = write_user_history(conn, user_id, rows, favorites, series_state, progress_current)
+        changes["dislikes_changed"] = replace_dislikes(conn, user_id, catalog_series(conn, user.disliked_series))
         changes["played_items_changed"] = write_played_items(
             conn, user_id, [played_row(s) for s in user.changed.values()], replace=user.read == "full")
         if user.read == "full" or new_catalog or any(changes.values()):  # else nothing is written at all
