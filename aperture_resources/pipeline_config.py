@@ -19,6 +19,7 @@ class PipelineConfig(ConfigurableResource):
     exclude_genres: str = Field(default="", description="APERTURE_EXCLUDE_GENRES, comma list")
     exclude_tags: str = Field(default="", description="APERTURE_EXCLUDE_TAGS, comma list")
     dropped_max_share: float = Field(default=0.25, description="APERTURE_DROPPED_MAX_SHARE")
+    dropped_max_episodes: int = Field(default=3, description="APERTURE_DROPPED_MAX_EPISODES")
     dropped_after_days: int = Field(default=60, description="APERTURE_DROPPED_AFTER_DAYS")
 
     def wanted_users(self) -> list[str]:

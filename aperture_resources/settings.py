@@ -87,9 +87,11 @@ class Settings(BaseSettings):
                                   "back in for a user)")
     exclude_tags: str = setting("", "comma list of tags never picked for anyone")
     dropped_max_share: float = setting(
-        0.25, "a show started but with at most this share of its episodes watched (and no play for "
-        "APERTURE_DROPPED_AFTER_DAYS, not a favourite) counts as dropped: a weak negative, not taste",
-        "a share from 0 to 1, such as 0.25", ge=0, le=1)
+        0.25, "a show started but with at most this share of its episodes watched (and at most "
+        "APERTURE_DROPPED_MAX_EPISODES, no play for APERTURE_DROPPED_AFTER_DAYS, not a favourite) counts as "
+        "dropped: a weak negative, not taste", "a share from 0 to 1, such as 0.25", ge=0, le=1)
+    dropped_max_episodes: int = setting(3, "most episodes watched of a show that still counts as dropped",
+                                        "a whole number from 0 (never dropped) to 1000", ge=0, le=1000)
     dropped_after_days: int = setting(60, "days without a play before a barely watched show counts as dropped",
                                       "a whole number of days from 1 to 3650", ge=1, le=3650)
 

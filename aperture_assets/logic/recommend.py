@@ -57,12 +57,14 @@ class Params:
     mmr_lambda: float = MMR_LAMBDA
     half_life_days: float = HALF_LIFE_DAYS
     dropped_max_share: float = 0.25
+    dropped_max_episodes: int = 3
     dropped_after_days: int = 60
 
     def as_dict(self) -> dict:
         return {"count": self.count, "top_k": self.top_k, "mmr_lambda": self.mmr_lambda,
                 "half_life_days": self.half_life_days, "weights": WEIGHTS, "negative": NEGATIVE,
-                "dropped_max_share": self.dropped_max_share, "dropped_after_days": self.dropped_after_days}
+                "dropped_max_share": self.dropped_max_share, "dropped_max_episodes": self.dropped_max_episodes,
+                "dropped_after_days": self.dropped_after_days}
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,8 @@ class Rules:
             return self.refused[show]
         if show in self.disliked:
             return "dislikes"
-        if {g.casefold() for g in catalog.genres[row]} & self.excluded_genres or \
-                {t.casefold() for t in catalog.tags[row]} & self.excluded_tags:
+        if (self.excluded_genres and any(g.casefold() in self.excluded_genres for g in catalog.genres[row])) or \
+                (self.excluded_tags and any(t.casefold() in self.excluded_tags for t in catalog.tags[row])):
             return "exclusions"
         return None
 
@@ -134,13 +136,15 @@ class Result:
 
 
 def dropped(h: History, now: datetime, params: Params) -> bool:
-    """Started and abandoned: a little watched, nothing played for a while, not a favourite. Such a show says
-    the user tried it and stopped, so it is a weak negative rather than taste."""
+    """Started and abandoned: a few episodes and a small share of it watched, nothing played for a while, not
+    a favourite. Such a show says the user tried it and stopped, so it is a weak negative rather than taste.
+    (A whole season of a long show is a small share too, but no sign of dropping: hence both limits.)"""
     w = h.watched
     if w.is_favorite or w.episodes_watched <= 0 or w.episodes_available <= 0 or w.last_watched_at is None:
         return False
     idle_days = (now - w.last_watched_at).total_seconds() / 86400.0
-    return (w.episodes_watched / w.episodes_available <= params.dropped_max_share
+    return (w.episodes_watched <= params.dropped_max_episodes
+            and w.episodes_watched / w.episodes_available <= params.dropped_max_share
             and idle_days >= params.dropped_after_days)
 
 

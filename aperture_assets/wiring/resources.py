@@ -61,6 +61,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             exclude_genres=settings.exclude_genres,
             exclude_tags=settings.exclude_tags,
             dropped_max_share=settings.dropped_max_share,
+            dropped_max_episodes=settings.dropped_max_episodes,
             dropped_after_days=settings.dropped_after_days,
         ),
         "ai": AIProviderResource(

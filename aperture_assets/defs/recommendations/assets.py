@@ -143,6 +143,7 @@ def series_recommendations(
 ) -> MaterializeResult:
     started = time.perf_counter()
     params = Params(count=pipeline.recommendations_per_user, dropped_max_share=pipeline.dropped_max_share,
+                    dropped_max_episodes=pipeline.dropped_max_episodes,
                     dropped_after_days=pipeline.dropped_after_days)
     explanations = pipeline.explanations
     model = ai.model_key()
