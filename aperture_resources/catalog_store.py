@@ -16,7 +16,7 @@ from psycopg.rows import class_row
 LIBRARY_COLUMNS = ("id", "name", "collection_type", "locations", "guid")
 SERIES_COLUMNS = (
     "id", "library_id", "name", "sort_name", "original_title", "year", "end_year", "overview", "genres",
-    "tags", "network", "studios", "status", "official_rating", "community_rating", "poster_url", "tvdb_id",
+    "tags", "network", "studios", "status", "official_rating", "community_rating", "poster_path", "tvdb_id",
     "tmdb_id", "imdb_id", "premiere_date", "date_created", "path",
 )
 SEASON_COLUMNS = ("id", "series_id", "season_number", "name")

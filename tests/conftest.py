@@ -131,7 +131,7 @@ def strm_options(kind: str, url: str, key: str | None = None):
     from aperture_resources.media_server import SERVERS
 
     with SERVERS[kind](url=url, api_key=key or "unused").client() as client:
-        return LibraryOptions(mode="strm", server_url=url, stream_url=client.stream_url_template(key))
+        return LibraryOptions(mode="strm", stream_url=client.stream_url_template(key))
 
 
 @pytest.fixture(autouse=True)

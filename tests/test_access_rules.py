@@ -129,7 +129,7 @@ def test_a_dropped_show_is_not_taste_and_counts_as_a_weak_negative() -> None:
     favourite = watched("show:3", 1, available=40, days_ago=120, favorite=True, state="in_progress")
     base = [watched("show:7", 10)]
     params = Params(count=5)
-    evidence = {name: {e["name"]: e.get("signal") for p in recommend(catalog, base + [h], {}, NOW, params).picks
+    evidence = {name: {e["name"]: e.get("signal") for p in recommend(catalog, [*base, h], {}, NOW, params).picks
                        for e in p.evidence}
                 for name, h in (("dropped", dropped), ("recent", recent), ("favourite", favourite))}
     assert evidence["dropped"].get("Show 3") in (None, "dropped")  # never taste evidence once dropped
@@ -171,7 +171,7 @@ policies = st.fixed_dictionaries({}, optional={
     "BlockedMediaFolders": st.lists(st.sampled_from(LIBRARIES), max_size=1),
     "MaxParentalRating": st.sampled_from([0, 7, 10, 14, 17]),
     "BlockUnratedItems": st.lists(st.sampled_from(["Series", "Movie"]), max_size=2),
-    "BlockedTags": st.lists(st.sampled_from(TAGS + ["SCARY"]), max_size=2),
+    "BlockedTags": st.lists(st.sampled_from([*TAGS, "SCARY"]), max_size=2),
     "AllowedTags": st.lists(st.sampled_from(TAGS), max_size=2),  # Jellyfin
     "IsTagBlockingModeInclusive": st.booleans(),  # Emby
     "IncludeTags": st.lists(st.sampled_from(TAGS), max_size=2),

@@ -38,7 +38,7 @@ def test_full_sync_lands_every_series_and_episode(resources, sample_data, sql):
     assert sql("SELECT count(*) FROM episodes WHERE removed_at IS NULL")[0][0] == episodes
 
     _, year, network, genres, tvdb, poster = sql(
-        "SELECT name, year, network, genres, tvdb_id, poster_url FROM series WHERE name = 'Breaking Bad'")[0]
+        "SELECT name, year, network, genres, tvdb_id, poster_path FROM series WHERE name = 'Breaking Bad'")[0]
     source = next(s for s in sample_data["series"] if s["name"] == "Breaking Bad")
     assert (year, network, genres, tvdb) == (source["year"], source["studios"][0], source["genres"],
                                              source["provider_ids"]["Tvdb"])
@@ -115,4 +115,4 @@ def test_emby_sync_matches_jellyfin(emby_server, database, sample_data, sql):
     result = run({"media_server": media_resource(emby_server), "database": database, "pipeline": PipelineConfig()})
     assert result.success
     assert meta(result)["series_total"] == expected_counts(sample_data)[0]
-    assert sql("SELECT count(*) FROM series WHERE poster_url LIKE '%%/emby/Items/%%'")[0][0] > 0
+    assert sql("SELECT count(*) FROM series WHERE poster_path LIKE '/emby/Items/%%'")[0][0] > 0

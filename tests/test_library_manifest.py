@@ -14,7 +14,7 @@ from aperture_resources.library.writer import unchanged_tree, write_user_tree
 from tests.conftest import strm_options
 
 KEY = "secret-api-key-0123456789"
-SYMLINK = LibraryOptions(mode="symlink", server_url="http://jellyfin:8096/", media_roots=("/media/tv",))
+SYMLINK = LibraryOptions(mode="symlink", media_roots=("/media/tv",))
 STRM = strm_options("emby", "http://emby:8096", KEY)
 
 
@@ -107,14 +107,14 @@ def test_changed_picks_or_options_invalidate_the_manifest(root, user_dir):
     assert sync(user_dir, root, [pick(1, "b"), pick(2, "a")]) == (False, 4)  # swapped ranks: 2 NFOs each
     assert sync(user_dir, root, [pick(1, "b"), pick(2, "a"), pick(3, "c")])[0] is False
     assert sync(user_dir, root, [pick(1, "b"), pick(2, "a"), pick(3, "c", episodes=4)])[0] is False  # new episode
-    other = LibraryOptions(mode="symlink", server_url="http://elsewhere:8096/", media_roots=("/media/tv",))
+    other = LibraryOptions(mode="symlink", media_roots=("/media/tv", "/media/more"))
     assert sync(user_dir, root, [pick(1, "b"), pick(2, "a"), pick(3, "c", episodes=4)], other)[0] is False
 
 
 def test_changed_media_roots_relink(root, user_dir):
     """A TV library removed from the server takes its links with it at once, though no pick changed."""
     sync(user_dir, root, PICKS)
-    narrowed = LibraryOptions(mode="symlink", server_url="http://jellyfin:8096/", media_roots=("/media/tv/a",))
+    narrowed = LibraryOptions(mode="symlink", media_roots=("/media/tv/a",))
     assert sync(user_dir, root, PICKS, narrowed)[0] is False
     assert sorted(os.readlink(link) for link in user_dir.rglob("*.mkv")) == [f"/media/tv/a/{i}.mkv" for i in (1, 2, 3)]
     assert unchanged_tree(user_dir, root, plan_digest(PICKS, narrowed)).info["outside_library"] == 3

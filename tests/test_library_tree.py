@@ -15,6 +15,7 @@ import pytest
 from aperture_resources.library.model import EpisodeSource, LibraryOptions, PickedSeries, PrivateBytes, Symlink
 from aperture_resources.library.tree import (
     PLACEHOLDER_EPISODE,
+    PLACEHOLDER_URL,
     SKIP_REASONS,
     placeholder_episode_number,
     plan_user_tree,
@@ -72,7 +73,7 @@ PICKS = (
 )  # fmt: skip
 # Link targets are the server's own paths, verbatim (the server follows them), under its TV library folders
 # (media_roots, as the server lists them); a Windows path is no usable target.
-SYMLINK = LibraryOptions(mode="symlink", server_url="http://jellyfin:8096/", media_roots=("/media/tv",))
+SYMLINK = LibraryOptions(mode="symlink", media_roots=("/media/tv",))
 STRM = strm_options("emby", "https://emby.example:8920")
 
 
@@ -137,11 +138,12 @@ def test_placeholder_episode_number_avoids_real_specials() -> None:
     assert placeholder_episode_number([ep("a", 0, 9998, 10004)]) == 10005
 
 
-def test_placeholder_strm_is_the_server_url_in_both_modes() -> None:
-    for options in (SYMLINK, STRM):
+def test_placeholder_strm_is_one_fixed_url_whatever_the_server_address() -> None:
+    """A server that moves (a new port, a reverse proxy) must not rewrite every placeholder."""
+    for options in (SYMLINK, STRM, strm_options("emby", "http://elsewhere:8920/")):
         entries = plan_user_tree(PICKS, options).entries
         content = entries[PurePosixPath("Breaking Bad (2008)/Season 00/breaking-bad-placeholder.strm")]
-        assert content == options.server_url.rstrip("/").encode() + b"/\n"
+        assert content == PLACEHOLDER_URL.encode() + b"\n" and PLACEHOLDER_URL.startswith("http://")
 
 
 def test_stream_urls() -> None:
@@ -186,7 +188,7 @@ def test_symlink_mode_links_only_videos_inside_the_media_roots(path: str, reason
 
 
 def test_symlink_mode_accepts_videos_under_any_media_root() -> None:
-    options = LibraryOptions(mode="symlink", server_url="http://jf:8096", media_roots=("/media/tv", "/srv/anime/"))
+    options = LibraryOptions(mode="symlink", media_roots=("/media/tv", "/srv/anime/"))
     links, skipped = episode_links(["/media/tv/A/e1.MKV", "/srv/anime/B/e2.m2ts", "/srv/anime/B/e3.iso"], options)
     assert links == {"S - S01E01.mkv": "/media/tv/A/e1.MKV", "S - S01E02.m2ts": "/srv/anime/B/e2.m2ts",
                      "S - S01E03.iso": "/srv/anime/B/e3.iso"}
@@ -195,7 +197,7 @@ def test_symlink_mode_accepts_videos_under_any_media_root() -> None:
 
 @pytest.mark.parametrize("roots", [(), ("media/tv",), ("",)], ids=["none", "relative", "empty"])
 def test_symlink_mode_without_usable_media_roots_links_nothing(roots: tuple[str, ...]) -> None:
-    options = LibraryOptions(mode="symlink", server_url="http://jf:8096", media_roots=roots)
+    options = LibraryOptions(mode="symlink", media_roots=roots)
     assert episode_links(["/media/tv/A/e1.mkv", "/etc/passwd"], options) == ({}, {"outside_library": 2})
 
 
@@ -208,11 +210,11 @@ def test_stream_url_files_are_private_and_nothing_else_is() -> None:
         assert private == (expected if options is STRM else set())
 
 
-def test_duplicate_series_rejected_and_server_url_checked() -> None:
+def test_duplicate_series_and_a_strm_mode_without_stream_url_are_rejected() -> None:
     with pytest.raises(ValueError, match="more than once"):
         plan_user_tree([PICKS[0], PICKS[0]], STRM)
-    with pytest.raises(ValueError, match="http"):
-        LibraryOptions(mode="symlink", server_url="/var/lib/jellyfin")
+    with pytest.raises(ValueError, match="stream URL"):
+        LibraryOptions(mode="strm")
 
 
 def test_plan_is_deterministic_and_order_independent() -> None:

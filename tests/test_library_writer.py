@@ -17,7 +17,7 @@ from aperture_resources.library.writer import remove_user_tree, write_user_tree
 from tests.conftest import strm_options
 
 STRM = strm_options("jellyfin", "http://jellyfin:8096")
-SYMLINK = LibraryOptions(mode="symlink", server_url="http://jellyfin:8096", media_roots=("/media",))
+SYMLINK = LibraryOptions(mode="symlink", media_roots=("/media",))
 
 
 def series(rank: int, series_id: str, title: str, n_episodes: int = 2) -> PickedSeries:

@@ -270,7 +270,7 @@ def test_a_no_change_resync_is_incremental_cheap_and_writes_nothing(resources, s
     sync_row = sql("SELECT * FROM user_watch_sync WHERE user_id = %s", (alice,))
     again = sync_history(resources, instance, [alice]).asset_materializations_for_node("series_watch_history")[0]
     m = again.metadata
-    assert m["read"].value == "incremental" and m["http_requests"].value <= 4  # played window, resume, favourites, dislikes
+    assert m["read"].value == "incremental" and m["http_requests"].value <= 4  # window, resume, favourites, dislikes
     assert m["rows_changed"].value == 0
     assert sql("SELECT * FROM user_watch_sync WHERE user_id = %s", (alice,)) == sync_row  # not even bookkeeping
 

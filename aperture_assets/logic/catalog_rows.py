@@ -107,7 +107,7 @@ def primary_image_tag(item: dict) -> str | None:
     return as_text(tags.get("Primary")) if isinstance(tags, dict) else None
 
 
-def series_row(item: dict, library_id: str, poster_url: str | None) -> tuple:
+def series_row(item: dict, library_id: str, poster_path: str | None) -> tuple:
     studios = text_list(item.get("Studios"), "Name")
     end = parse_date(item.get("EndDate"))
     name = as_text(item.get("Name")) or f"Untitled series {item['Id']}"
@@ -116,7 +116,7 @@ def series_row(item: dict, library_id: str, poster_url: str | None) -> tuple:
         field_int(item, "ProductionYear"), end.year if end else None, as_text(item.get("Overview")),
         text_list(item.get("Genres")), text_list(item.get("Tags")), studios[0] if studios else None, studios,
         as_text(item.get("Status")), as_text(item.get("OfficialRating")), field_float(item, "CommunityRating"),
-        poster_url, *provider_ids(item), parse_date(item.get("PremiereDate")),
+        poster_path, *provider_ids(item), parse_date(item.get("PremiereDate")),
         parse_datetime(item.get("DateCreated")), as_text(item.get("Path")),
     )
 

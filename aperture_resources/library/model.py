@@ -47,21 +47,16 @@ class PickedSeries:
 @dataclass(frozen=True)
 class LibraryOptions:
     mode: Literal["symlink", "strm"]
-    server_url: str  # base URL the media server plays from (the placeholder .strm)
     stream_url: str | None = None  # strm mode: the server's stream URL, "{item_id}" standing for the item
     # Symlink mode: the server's own TV library folders (the Locations of its tvshows libraries, as the server
     # sees them). Links only ever point under one of them; none means no episode is linked.
     media_roots: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        # Every tree holds at least the placeholder .strm, whose URL is built from server_url: Jellyfin
-        # >= 10.11.8 skips .strm lines that are not http(s)/rtsp/rtp URLs, so reject anything else early.
         if self.mode not in ("symlink", "strm"):
             raise ValueError(f"unknown library mode {self.mode!r}")
         if self.mode == "strm" and "{item_id}" not in (self.stream_url or ""):
             raise ValueError("strm mode needs a stream URL with {item_id}")
-        if not self.server_url.lower().startswith(("http://", "https://")):
-            raise ValueError(f"server_url must be an http(s) URL, got {self.server_url!r}")
 
 
 @dataclass(frozen=True)

@@ -97,5 +97,5 @@ class LibraryResource(ConfigurableResource):
         key = self.media_server.api_key if self.mode == "strm" else None
         roots = sorted({loc for f in folders if str(f.get("CollectionType") or "").lower() == "tvshows"
                         and self.owner_of_library(f) is None for loc in map(str, f.get("Locations") or [])})
-        return LibraryOptions(mode=self.mode, server_url=client.base_url, media_roots=tuple(roots),
+        return LibraryOptions(mode=self.mode, media_roots=tuple(roots),
                               stream_url=client.stream_url_template(key) if self.mode == "strm" else None)

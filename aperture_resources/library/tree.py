@@ -73,8 +73,10 @@ def stream_url(item_id: str, options: LibraryOptions) -> str:
     return str(options.stream_url).replace("{item_id}", quote(item_id, safe=""))
 
 
-def placeholder_url(options: LibraryOptions) -> str:
-    return options.server_url.rstrip("/") + "/"
+# What the Season 00 sorting placeholder "plays": a fixed http URL (Jellyfin >= 10.11.8 skips .strm lines that
+# are not http(s)/rtsp/rtp URLs) on a reserved domain that never resolves, so no file depends on the server's
+# address and a server that moves rewrites nothing.
+PLACEHOLDER_URL = "http://aperture.invalid/placeholder"
 
 
 def placeholder_episode_number(episodes: Iterable[EpisodeSource]) -> int:
@@ -123,7 +125,7 @@ def plan_user_tree(picks: Iterable[PickedSeries], options: LibraryOptions) -> Tr
 
         placeholder = f"{slug(pick.title)}-placeholder"
         specials = folder / season_folder_name(0)
-        entries[specials / f"{placeholder}.strm"] = (placeholder_url(options) + "\n").encode("utf-8")
+        entries[specials / f"{placeholder}.strm"] = (PLACEHOLDER_URL + "\n").encode("utf-8")
         entries[specials / f"{placeholder}.nfo"] = placeholder_nfo(pick, placeholder_episode_number(numbered))
 
         stems: set[PurePosixPath] = set()

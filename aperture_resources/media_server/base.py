@@ -434,11 +434,17 @@ class MediaServerClient(ABC):
             found += self.fetch_all("/Items", self.query(ids=chunk, fields=list(fields), enableUserData=False))
         return found
 
-    def poster_url(self, item_id: str, tag: str | None, max_width: int = 600) -> str | None:
+    def poster_path(self, item_id: str, tag: str | None, max_width: int = 600) -> str | None:
+        """The poster's address relative to the server's base URL: what the catalog stores, so a server that
+        moves (host, port, reverse proxy) changes no row."""
         if not tag:
             return None
         query = urlencode({"tag": tag, "maxWidth": max_width})
-        return f"{self.base_url}{self.prefix}/Items/{item_id}/Images/Primary?{query}"
+        return f"{self.prefix}/Items/{quote(item_id, safe='')}/Images/Primary?{query}"
+
+    def poster_url(self, item_id: str, tag: str | None, max_width: int = 600) -> str | None:
+        path = self.poster_path(item_id, tag, max_width)
+        return None if path is None else self.base_url + path
 
     def stream_url_template(self, api_key: str | None = None) -> str:
         """The static stream URL of any item, `{item_id}` standing for its (URL-quoted) id; carries `api_key`

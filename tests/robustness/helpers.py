@@ -114,7 +114,7 @@ def _clean(value):
 SNAPSHOT_QUERIES = {
     "libraries": "SELECT id, name, collection_type, locations, guid, removed_at IS NOT NULL FROM libraries",
     "series": "SELECT id, library_id, name, sort_name, original_title, year, end_year, overview, genres, tags, "
-              "network, studios, status, official_rating, community_rating, poster_url, tvdb_id, tmdb_id, imdb_id, "
+              "network, studios, status, official_rating, community_rating, poster_path, tvdb_id, tmdb_id, imdb_id, "
               "premiere_date, date_created, path, removed_at IS NOT NULL FROM series",
     "seasons": "SELECT id, series_id, season_number, name, removed_at IS NOT NULL FROM seasons",
     "episodes": "SELECT id, series_id, season_id, season_number, episode_number, episode_number_end, name, "

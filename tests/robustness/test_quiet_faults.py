@@ -122,3 +122,24 @@ def test_users_who_saw_everything_see_libraries_added_later(make_world):
     assert added["ItemId"] in policy_of(world, "alice")["EnabledFolders"]  # alice saw everything: still does
     assert added["ItemId"] not in policy_of(world, "dave")["EnabledFolders"]  # dave's list stays the admin's
     assert tv["ItemId"] in policy_of(world, "dave")["EnabledFolders"]
+
+
+def test_a_server_that_changes_address_changes_no_row_and_no_file(make_world):
+    """The same server reached at another base URL (a new host name, a reverse proxy): a no-change run after it
+    writes nothing, in the catalog or in any library (symlink mode stores no server address)."""
+    world = make_world()
+    world.media["picks_root"] = str(world.root)  # as `aperture run` sets it: picks libraries are not catalog
+    assert ok(world.run()), "the first run"
+    port = world.server.url.rsplit(":", 1)[1]
+    world.media["url"] = f"http://localhost:{port}/"
+    again = world.run()
+    assert ok(again), failure_messages(again)
+
+    def meta(stage: str) -> dict:
+        events = again[stage].get_asset_materialization_events()
+        return {k: v.value for k, v in events[-1].materialization.metadata.items()}
+
+    assert meta("catalog")["rows_changed"] == 0, meta("catalog")
+    assert meta("library")["run_files_written"] == 0 and meta("library")["run_files_removed"] == 0
+    with world.database.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM series WHERE poster_path LIKE '/Items/%%'").fetchone()[0] > 0

@@ -59,7 +59,7 @@ def series_catalog(
             season_items = [item for f in seasons for item in f.result()]
             episode_items = [item for f in episodes for item in f.result()]
         requests = client.requests_made
-        poster = client.poster_url
+        poster = client.poster_path
     read_seconds = time.perf_counter() - started
 
     problems: list[str] = []
