@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 
+from aperture_resources.library.naming import picks_owner
 from aperture_resources.settings import ConfigError
 
 
@@ -182,11 +183,13 @@ def _under(path: str, root: str) -> bool:
 def select_tv_libraries(folders: Sequence[dict], wanted: Sequence[str], picks_root: str = "") -> list[dict]:
     """The TV libraries to sync: the named ones, else every `tvshows` library that isn't our own output.
 
-    Libraries located under the picks root are aperture's own "AI Picks" output and are never read
+    Libraries under the picks root, or laid out as picks folders under any other root (an earlier
+    APERTURE_LIBRARY_ROOT, another data dir), are aperture's own "AI Picks" output and are never read
     back, or the picks would feed on themselves.
     """
     tv = [f for f in folders if str(f.get("CollectionType") or "").lower() == "tvshows"]
-    own = [f for f in tv if any(_under(loc, picks_root) for loc in text_list(f.get("Locations")))]
+    own = [f for f in tv if any(_under(loc, picks_root) or picks_owner(loc) is not None
+                                for loc in text_list(f.get("Locations")))]
     candidates = [f for f in tv if f not in own]
     if wanted:
         by_name = {str(f.get("Name", "")).casefold(): f for f in candidates}

@@ -14,8 +14,29 @@ import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable
+from pathlib import PurePosixPath
 
 from aperture_resources.library.model import PickedSeries
+
+# A picks library is always at `<root>/users/<Safe Name> [<short id>]/ai-series`: the layout is aperture's own
+# mark, so its libraries are recognised under any root (an old APERTURE_LIBRARY_ROOT, another data dir).
+SERIES_DIR = "ai-series"
+_OWNER = re.compile(r" \[([0-9a-z]{1,12})\]$")
+
+
+def owner_of(folder_name: str) -> str | None:
+    """The short id a user folder name ends with, or None for anything that isn't one."""
+    match = _OWNER.search(folder_name)
+    return match.group(1) if match else None
+
+
+def picks_owner(location: str) -> str | None:
+    """The short id of the user whose picks folder `location` (a server path) is, by layout alone; None for
+    a location that is not laid out as one."""
+    path = PurePosixPath(location.rstrip("/") or "/")
+    if path.name != SERIES_DIR or path.parent.parent.name != "users":
+        return None
+    return owner_of(path.parent.name)
 
 MAX_COMPONENT_BYTES = 255
 # Room kept for " - S00E00-E00" and the extension in episode file names.

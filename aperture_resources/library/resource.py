@@ -15,23 +15,14 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from aperture_resources.library.model import LibraryOptions
-from aperture_resources.library.naming import safe_component
+from aperture_resources.library.naming import SERIES_DIR, owner_of, picks_owner, safe_component
 from aperture_resources.media_server import MediaServerClient, MediaServerResource
 from aperture_resources.settings import DEFAULT_LIBRARY_NAME, require_strm_opt_in
-
-SERIES_DIR = "ai-series"
-_OWNER = re.compile(r" \[([0-9a-z]{1,12})\]$")
 
 
 def short_id(user_id: str) -> str:
     """The first 12 characters of a user id, normalised (GUIDs come with or without dashes)."""
     return re.sub(r"[^0-9a-z]", "", user_id.lower())[:12] or "user"
-
-
-def owner_of(folder_name: str) -> str | None:
-    """The short id a user folder name ends with, or None for anything that isn't one."""
-    match = _OWNER.search(folder_name)
-    return match.group(1) if match else None
 
 
 class LibraryResource(ConfigurableResource):
@@ -71,10 +62,11 @@ class LibraryResource(ConfigurableResource):
 
     def owner_of_location(self, location: str) -> str | None:
         """Short id of the user whose picks folder `location` (a server path) is; "" for anything else under
-        the library root (nobody's, so hidden from everyone); None outside the root."""
+        the library root (nobody's, so hidden from everyone); outside the root, the owner of a folder laid out
+        as a picks folder (one made under another root or data dir), else None."""
         path, root = PurePosixPath(location.rstrip("/") or "/"), PurePosixPath(self.media_server_root())
         if not path.is_relative_to(root):
-            return None
+            return picks_owner(location)
         if path.parent.parent == root / "users" and path.name == SERIES_DIR:
             return owner_of(path.parent.name) or ""
         return ""

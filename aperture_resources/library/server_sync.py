@@ -69,6 +69,25 @@ def unique_names(wanted: dict[str, tuple[str, str]], folders: list[dict], suffix
     return chosen
 
 
+def stale_libraries(folders: list[dict], wanted: dict[str, tuple[str, str]], recorded: dict[str, str],
+                    suffix: Callable[[str], str]) -> dict[str, dict]:
+    """{key: library} of each user's picks library that no longer matches what is wanted ({key: (name, server
+    path)}, names before `unique_names`): the one aperture recorded (`recorded`: {key: library id}) at another
+    path (APERTURE_LIBRARY_ROOT changed), or the one at the wanted path under another name (APERTURE_LIBRARY_NAME
+    changed). Removing them first moves each user to one new library, never two."""
+    by_id = {norm_id(f.get("ItemId")): f for f in folders}
+    stale: dict[str, dict] = {}
+    for key, (name, path) in wanted.items():
+        names = {name_key(name), name_key(f"{name} ({suffix(key)})")}
+        known = by_id.get(norm_id(recorded[key])) if key in recorded else None
+        if known is not None and path.rstrip("/") not in _locations(known):
+            stale[key] = known
+        here = at_path(folders, path)
+        if here is not None and name_key(str(here.get("Name", ""))) not in names:
+            stale[key] = here
+    return stale
+
+
 def check_listing(client: MediaServerClient, folders: list[dict], recorded_ids: Collection[str]) -> None:
     """Refuse a library listing that cannot be the whole truth: empty, or without any of the picks libraries
     aperture made (a server that lost them all at once is far likelier to have answered short)."""

@@ -58,12 +58,13 @@ class World:
     instance: DagsterInstance
     media: dict = field(default_factory=dict)  # overrides for the media-server resource
     ai_options: dict = field(default_factory=dict)
+    library: dict = field(default_factory=dict)  # overrides for the library resource (root, name_template, ...)
 
     def resources(self) -> dict:
         media = media_resource(self.server, **{"api_key": MEDIA_KEY, "page_size": 50, **self.media})
         return {"media_server": media, "database": self.database, "pipeline": PipelineConfig(),
                 "ai": ai_resource(self.ai, **self.ai_options),
-                "library": LibraryResource(media_server=media, root=str(self.root))}
+                "library": LibraryResource(media_server=media, **{"root": str(self.root), **self.library})}
 
     def run(self, stages: tuple[str, ...] = STAGES) -> dict:
         """Sync users to partitions (as `aperture run` does), then each stage as its own Dagster run, in the

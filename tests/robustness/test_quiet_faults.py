@@ -143,3 +143,58 @@ def test_a_server_that_changes_address_changes_no_row_and_no_file(make_world):
     assert meta("library")["run_files_written"] == 0 and meta("library")["run_files_removed"] == 0
     with world.database.connect() as conn:
         assert conn.execute("SELECT count(*) FROM series WHERE poster_path LIKE '/Items/%%'").fetchone()[0] > 0
+
+
+def picks_libraries_on(world) -> dict[str, list[str]]:
+    """Picks library names per owner short id, as the server lists them (any root)."""
+    from aperture_resources.library.naming import picks_owner
+
+    out: dict[str, list[str]] = {}
+    with world.resources()["media_server"].client() as client:
+        for folder in client.libraries():
+            for owner in {picks_owner(str(loc)) for loc in folder.get("Locations") or []} - {None}:
+                out.setdefault(owner, []).append(str(folder.get("Name")))
+    return out
+
+
+@pytest.mark.parametrize("change", ["root", "name"])
+def test_a_new_library_root_or_name_moves_each_user_to_one_new_library(change, make_world, tmp_path):
+    world = make_world()
+    assert ok(world.run()), "the first run"
+    before = picks_libraries_on(world)
+    assert before and all(len(names) == 1 for names in before.values())
+    if change == "root":
+        world.root = tmp_path / "moved"
+        world.root.mkdir()
+    else:
+        world.library["name_template"] = "Picks for {name}"
+    again = world.run()
+    assert ok(again), failure_messages(again)
+    after = picks_libraries_on(world)
+    assert after.keys() == before.keys()
+    assert all(len(names) == 1 for names in after.values()), after  # never two
+    if change == "name":
+        assert all(names[0].startswith("Picks for ") for names in after.values()), after
+    moved = again["library"].get_asset_materialization_events()[-1].materialization.metadata
+    assert moved["run_libraries_moved"].value == len(before)
+    catalog = again["catalog"].get_asset_materialization_events()[-1].materialization.metadata
+    assert catalog["series_new"].value == 0  # the old picks libraries were never read as TV libraries
+    third = world.run()
+    assert ok(third) and picks_libraries_on(world) == after
+    assert third["library"].get_asset_materialization_events()[-1].materialization.metadata[
+        "run_libraries_moved"].value == 0
+
+
+def test_picks_libraries_made_under_another_root_are_never_read_as_catalog(make_world, tmp_path):
+    """Another data dir (its own database and root) made picks libraries on the same server: this instance's
+    catalog leaves them out and its privacy hides them from everyone but their owners."""
+    first = make_world()
+    assert ok(first.run())
+    second = make_world(data=None)
+    second.server.stop()
+    second.server = first.server  # the same server, another database and library root
+    results = second.run()
+    assert ok(results), failure_messages(results)
+    catalog = results["catalog"].get_asset_materialization_events()[-1].materialization.metadata
+    assert catalog["libraries"].value == "TV Shows, Kids TV"
+    assert all(len(names) == 2 for names in picks_libraries_on(second).values())  # one per instance

@@ -52,6 +52,7 @@ from aperture_resources.library.server_sync import (
     enforce_privacy,
     ensure_libraries,
     mark_placeholders,
+    stale_libraries,
     unique_names,
 )
 from aperture_resources.library.tree import plan_digest
@@ -185,10 +186,18 @@ def series_library(
         with ThreadPoolExecutor(DISK_WORKERS) as disk, ThreadPoolExecutor(client.concurrency) as net:
             writes = {uid: disk.submit(write_folder, library, options, uid, names[uid], folders_of[uid], picks[uid])
                       for uid in active}
-            wanted = unique_names({uid: (library.library_name(names[uid]), library.server_path(folders_of[uid]))
-                                   for uid in active}, folders, short_id)
-            folders, found, created = ensure_libraries(
-                client, folders, wanted, {uid: lib.library_id for uid, lib in recorded.items() if uid in wanted})
+            wanted = {uid: (library.library_name(names[uid]), library.server_path(folders_of[uid])) for uid in active}
+            ids = {uid: lib.library_id for uid, lib in recorded.items() if uid in wanted}
+            stale = stale_libraries(folders, wanted, ids, short_id)
+            for uid, old in stale.items():  # a changed root or name: the old library goes before the new one
+                client.delete_library(old)
+                context.log.info("user %s: removed library %r at %s (the library root or name changed)", uid,
+                                 old.get("Name"), old.get("Locations"))
+                ids.pop(uid, None)
+            if stale:
+                folders = client.libraries()
+            wanted = unique_names(wanted, folders, short_id)
+            folders, found, created = ensure_libraries(client, folders, wanted, ids)
             with database.connect() as conn:
                 save_picks_libraries(conn, [PicksLibrary(uid, str(found[uid]["ItemId"]), str(found[uid].get("Name")),
                                                          wanted[uid][1]) for uid in active])
@@ -213,6 +222,7 @@ def series_library(
         "run_files_written": sum(u.stats.written for u in written.values()),
         "run_files_removed": sum(u.stats.removed for u in written.values()),
         "run_libraries_created": len(created),
+        "run_libraries_moved": len(stale),
         "run_policies_updated": len(privacy.updated),
         "run_mode": options.mode,
         "run_picks_refused_now": sum(len(titles) for titles in refused.values()),
