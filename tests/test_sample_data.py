@@ -1,13 +1,16 @@
 """The bundled sample library and the synthetic generator honour DATA_SCHEMA.md and load into the sample
-server's state. Pure Python: no server, no database, so these fail fast when the data drifts."""
+server's state. No database; all but the last tests are pure Python, so they fail fast when the data drifts, and
+the last ones read the access rules, the rating scale and dislikes back over real HTTP from the sample server."""
 
 import json
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
-from aperture_dev.sample_server import synthetic
-from aperture_dev.sample_server.model import build_state
+from aperture_dev.sample_server import SampleServer, synthetic
+from aperture_dev.sample_server.model import RATING_VALUES, build_state
 
 SAMPLE = Path(__file__).parents[1] / "dev" / "aperture_dev" / "sample_server" / "sample_library.json"
 LAST_ALLOWED = "2026-11-20T23:59:59Z"
@@ -34,8 +37,20 @@ def check_schema(d: dict) -> None:
         assert s["name"] and s["overview"]
     names = [u["name"] for u in d["users"]]
     assert len(names) == len(set(names))
+    paths = [lib["path"] for lib in d["libraries"]]
     for user in d["users"]:
+        policy = user.get("policy") or {}
+        assert set(policy) <= {"libraries", "max_parental_rating", "block_unrated", "blocked_tags", "allowed_tags",
+                               "excluded_subfolders"}
+        assert policy.get("libraries") is None or set(policy["libraries"]) <= libraries
+        assert policy.get("max_parental_rating") is None or policy["max_parental_rating"].casefold() in RATING_VALUES
+        assert set(policy.get("block_unrated") or []) <= {"Movie", "Trailer", "Series", "Music", "Book",
+                                                           "LiveTvChannel", "LiveTvProgram", "ChannelContent",
+                                                           "Other"}
+        assert all(any(p == root or p.startswith(root + "/") for root in paths)
+                   for p in policy.get("excluded_subfolders") or [])
         for h in user["history"]:
+            assert h.get("likes") in (True, False, None)
             s = by_key[h["series"]]
             assert h.get("library") is None or h["library"] in s["libraries"]
             for pos in (h["through"] if isinstance(h["through"], list) else None, h.get("resume")):
@@ -85,6 +100,39 @@ def test_histories_the_pipeline_tests_rely_on(data):
     assert "Bluey" in users["dave"] and users["dave"]["Avatar: The Last Airbender"]["library"] == "Kids TV"
 
 
+def test_access_rules_and_opinions_the_product_tests_rely_on(data):
+    by_key = {s["key"]: s for s in data["series"]}
+    users = {u["name"]: u for u in data["users"]}
+    kid = users["kid"]
+    assert not kid["admin"] and not kid["disabled"]
+    assert kid["policy"] == {"libraries": ["Kids TV", "TV Shows"], "max_parental_rating": "TV-PG",
+                             "block_unrated": ["Series"], "blocked_tags": ["scary"], "allowed_tags": [],
+                             "excluded_subfolders": []}
+    scary = [s for s in data["series"] if "scary" in s["tags"]]
+    assert any("Kids TV" in s["libraries"] and RATING_VALUES[s["official_rating"].casefold()] <= 10 for s in scary)
+    assert kid["history"] and all("Kids TV" in by_key[h["series"]]["libraries"] for h in kid["history"])
+    assert not {h["series"] for h in kid["history"]} & {s["key"] for s in scary}
+    # carol may not open Kids TV, though her comedy taste reaches its comedies (and Bluey is among the most
+    # watched shows, which the popularity pool offers)
+    assert users["carol"]["policy"] == {"libraries": ["TV Shows"]}
+    assert {h["series"] for h in users["carol"]["history"]} <= {s["key"] for s in data["series"]
+                                                               if "TV Shows" in s["libraries"]}
+    assert any("Comedy" in s["genres"] and s["libraries"] == ["Kids TV"] for s in data["series"])
+    viewers = Counter(h["series"] for u in data["users"] if not u["disabled"] for h in u["history"] if h["through"])
+    top = max(viewers.values())
+    assert any(by_key[key]["libraries"] == ["Kids TV"] for key, n in viewers.items() if n == top)
+    assert all("policy" not in u for u in data["users"] if u["name"] not in ("kid", "carol"))
+    # heidi disliked a show she did not finish and one she never started
+    disliked = {h["series"]: h for h in users["heidi"]["history"] if h.get("likes") is False}
+    assert isinstance(disliked["the-witcher"]["through"], list) and len(by_key["the-witcher"]["seasons"]) > 1
+    assert disliked["seinfeld"]["through"] is None and not disliked["seinfeld"].get("resume")
+    # erin dropped two shows: one or two episodes, long ago, not favourites
+    cutoff = (datetime(2026, 11, 30, tzinfo=UTC) - timedelta(days=90)).isoformat().replace("+00:00", "Z")
+    dropped = [h for h in users["erin"]["history"] if isinstance(h["through"], list) and h["through"][0] == 1
+               and h["through"][1] <= 2 and h["last_played"] < cutoff and not h["favorite"]]
+    assert {h["series"] for h in dropped} == {"boardwalk-empire", "love-hate"}
+
+
 def test_each_users_latest_show_is_co_watched_by_another_active_user(data):
     """The offline hold-out (latest started series) must be reachable by collaborative filtering."""
     active = [u for u in data["users"] if not u["disabled"]]
@@ -124,3 +172,59 @@ def test_synthetic_is_deterministic_hits_its_target_and_loads():
     state = build_state(first, "jellyfin")
     assert sum(item.type == "Series" for item in state.items.values()) == sum(
         len(s["libraries"]) for s in first["series"])
+
+
+@pytest.mark.parametrize("mode", ["jellyfin", "emby"])
+def test_access_rules_scale_and_dislikes_over_http(data, mode):
+    emby = mode == "emby"
+    headers = {"X-Emby-Token": "k"} if emby else {
+        "Authorization": 'MediaBrowser Client="t", Device="t", DeviceId="t", Version="1", Token="k"'}
+    with SampleServer(data, mode=mode, api_key="k") as server, \
+            httpx.Client(base_url=server.url + ("/emby" if emby else ""), headers=headers) as http:
+        def get(path: str, **params) -> object:
+            response = http.get(path, params=params)
+            assert response.status_code == 200, (path, response.text)
+            return response.json()
+
+        def series(user_id: str, filters: str | None = None) -> list[dict]:
+            if emby:
+                extra = {"Filters": filters} if filters else {}
+                return get(f"/Users/{user_id}/Items", IncludeItemTypes="Series", Recursive="true",
+                           Fields="Tags,OfficialRating", **extra)["Items"]
+            extra = {"filters": filters} if filters else {}
+            return get("/Items", userId=user_id, includeItemTypes="Series", recursive="true", fields="Tags",
+                       **extra)["Items"]
+
+        listed = get("/Users/Query")["Items"] if emby else get("/Users")
+        ids = {u["Name"]: u["Id"] for u in listed}
+        scale = {r["Name"]: r["Value"] for r in get("/Localization/ParentalRatings")}
+        kid = get(f"/Users/{ids['kid']}")["Policy"]
+        carol = get(f"/Users/{ids['carol']}")["Policy"]
+        kid_series, carol_series = series(ids["kid"]), series(ids["carol"])
+        kid_played = get(f"/Users/{ids['kid']}/Items", IncludeItemTypes="Episode", Recursive="true",
+                         IsPlayed="true")["Items"] if emby else get(
+            "/Items", userId=ids["kid"], includeItemTypes="Episode", recursive="true", isPlayed="true")["Items"]
+        disliked = series(ids["heidi"], "Dislikes")
+        everything = get("/Items", IncludeItemTypes="Series", Recursive="true")["Items"]
+
+    folders = {f["Name"]: str(f.get("Guid") or f["ItemId"]) for f in server.state.folders}
+    assert scale["TV-PG"] == 10 and scale["TV-Y7"] == 7 and scale["TV-MA"] == 17
+    assert kid["EnableAllFolders"] is False and sorted(kid["EnabledFolders"]) == sorted(
+        [folders["Kids TV"], folders["TV Shows"]])
+    assert kid["MaxParentalRating"] == scale["TV-PG"] and kid["BlockUnratedItems"] == ["Series"]
+    assert kid["BlockedTags"] == ["scary"] and not kid["IsAdministrator"]
+    assert carol["EnableAllFolders"] is False and carol["EnabledFolders"] == [folders["TV Shows"]]
+    assert "MaxParentalRating" not in carol and carol["BlockedTags"] == []
+
+    title = {s["key"]: s["name"] for s in data["series"]}
+    names = {i["Name"] for i in kid_series}
+    assert {title["bluey"], title["hilda"], title["paw-patrol"], title["adventure-time"]} <= names
+    assert title["gravity-falls"] not in names  # TV-Y7, but tagged scary
+    assert title["backyard-birds-live"] not in names  # unrated
+    assert all(scale[i["OfficialRating"]] <= 10 for i in kid_series)
+    assert kid_played and {e["SeriesName"] for e in kid_played} <= names
+    assert title["bluey"] not in {i["Name"] for i in carol_series}  # Kids TV only
+    assert title["avatar-the-last-airbender"] in {i["Name"] for i in carol_series}  # its TV Shows copy
+    assert sorted(i["Name"] for i in disliked) == sorted([title["seinfeld"], title["the-witcher"]])
+    assert all(i["UserData"]["Likes"] is False for i in disliked)
+    assert {title["gravity-falls"], title["bluey"], title["backyard-birds-live"]} <= {i["Name"] for i in everything}

@@ -115,7 +115,8 @@ def series_row(item: dict, library_id: str, poster_path: str | None) -> tuple:
     return (
         item["Id"], library_id, name, as_text(item.get("SortName")), as_text(item.get("OriginalTitle")),
         field_int(item, "ProductionYear"), end.year if end else None, as_text(item.get("Overview")),
-        text_list(item.get("Genres")), text_list(item.get("Tags")), studios[0] if studios else None, studios,
+        text_list(item.get("Genres")), text_list(item.get("Tags")) or text_list(item.get("TagItems"), "Name"),
+        studios[0] if studios else None, studios,
         as_text(item.get("Status")), as_text(item.get("OfficialRating")), field_float(item, "CommunityRating"),
         poster_path, *provider_ids(item), parse_date(item.get("PremiereDate")),
         parse_datetime(item.get("DateCreated")), as_text(item.get("Path")),

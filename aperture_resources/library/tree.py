@@ -7,9 +7,9 @@ Layout (both servers parse it as a TV library):
     <Series Title> (<Year>)/Season <n>/<Series Title> - SxxEyy.<ext> (+ .nfo in strm mode)
 
 Decisions:
-- The placeholder .strm holds the server's own base URL. Jellyfin >= 10.11.8 skips .strm lines that are not
-  http(s)/rtsp/rtp URLs, so it must be a URL; the base URL carries no item id and no API key, and unlike
-  "the first episode's stream" it never changes when episodes come and go, so the file is never rewritten.
+- The placeholder .strm holds one fixed URL on a reserved domain (PLACEHOLDER_URL). Jellyfin >= 10.11.8 skips
+  .strm lines that are not http(s)/rtsp/rtp URLs, so it must be a URL; it carries no item id, no API key and
+  not the server's address, so it is never rewritten: not when episodes come and go, nor when the server moves.
 - The placeholder is special number 9999 (PLACEHOLDER_EPISODE), far above real specials so it stays stable
   as specials get added; only a series whose specials already reach 9999 gets max + 1. Its file name
   (`<slug>-placeholder`) has no " - S00E" token, so it can never be the name of a real special.

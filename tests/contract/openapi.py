@@ -43,7 +43,9 @@ class SpecInfo:
 SPECS = {
     "jellyfin-10.10": SpecInfo("jellyfin-10.10", "jellyfin-openapi-10.10.7.json.gz", "jellyfin", "10.10.7"),
     "jellyfin-10.11": SpecInfo("jellyfin-10.11", "jellyfin-openapi-10.11.11.json.gz", "jellyfin", "10.11.11"),
+    "jellyfin-12.0": SpecInfo("jellyfin-12.0", "jellyfin-openapi-12.0.0.json.gz", "jellyfin", "12.0.0"),
     "emby-4.8": SpecInfo("emby-4.8", "emby-openapi_v3-4.8.11.json.gz", "emby", "4.8.11.0"),
+    "emby-4.9": SpecInfo("emby-4.9", "emby-openapi_v3-4.9.0.41.json.gz", "emby", "4.9.0.41"),
 }
 
 

@@ -1,9 +1,12 @@
 """Contract tests: every request aperture's media-server clients send, and every response the sample server
-returns to them, validates against the real OpenAPI specs of Jellyfin 10.10, Jellyfin 10.11 and Emby 4.8.
+returns to them, validates against the real OpenAPI specs of Jellyfin 10.10, 10.11 and 12.0 and Emby 4.8 and 4.9.
 
 The clients are driven through every call they have against a recording SampleServer; the server's record
 (method, path, query, body, status, response) is then checked request by request with openapi-core (see
-openapi.py for the handful of documented spec quirks). A negative control proves the validator is live.
+openapi.py for the handful of documented spec quirks). The sample server's routes the clients do not call
+(yet), among them the parental rating scale, user policies with parental controls and the Likes/Dislikes
+filters, are exercised with direct HTTP requests and checked the same way. Negative controls prove the
+validator is live.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
 import pytest
 from aperture_dev.sample_server import SAMPLE_LIBRARY, SampleServer, load_sample_library
+from aperture_dev.sample_server.model import version_tuple
 
 from aperture_assets.logic.watch_rows import WATCH_FIELDS
 from aperture_resources.media_server import EmbyClient, JellyfinClient, MediaServerClient
@@ -77,10 +82,14 @@ SMALL_LIBRARY = {
         ]},
         {"name": "bob", "admin": False, "disabled": False, "history": [
             {"series": "paper-kites", "library": "Kids TV", "through": [1, 2], "last_played": "2026-01-10T08:00:00Z",
-             "resume": [1, 3, 60], "favorite": True},
-            {"series": "harbour-lights", "through": [1, 4], "last_played": "2025-12-24T19:00:00Z"},
+             "resume": [1, 3, 60], "favorite": True, "likes": True},
+            {"series": "harbour-lights", "through": [1, 4], "last_played": "2025-12-24T19:00:00Z", "likes": False},
+            {"series": "the-long-shift", "through": None, "last_played": None, "likes": False},  # never started
         ]},
-        {"name": "carol", "admin": False, "disabled": False, "history": []},
+        {"name": "carol", "admin": False, "disabled": False, "history": [], "policy": {
+            "libraries": ["Kids TV", "TV Shows"], "max_parental_rating": "TV-PG", "block_unrated": ["Series"],
+            "blocked_tags": ["storms"], "allowed_tags": ["friendship", "coastal town"],
+            "excluded_subfolders": ["/media/tv/Paper Kites"]}},
         {"name": "dave", "admin": False, "disabled": True, "history": [
             {"series": "paper-kites", "through": "all", "last_played": "2025-06-01T10:00:00Z"},
         ]},
@@ -343,3 +352,114 @@ def test_validator_rejects_malformed_traffic(spec: Contract, small_server: Sampl
     if not emby:  # the Jellyfin spec's security requirement is enforced (Emby's is stripped, see openapi.py)
         with pytest.raises(ContractError):
             spec.validate_request("GET", "/Items", [], None, {})
+
+
+# -- access rules, the rating scale and likes: routes the clients do not call yet ---------------------------
+def _headers(spec: Contract) -> dict[str, str]:
+    if spec.info.mode == "emby":
+        return {"X-Emby-Token": API_KEY}
+    return {"Authorization": f'MediaBrowser Client="t", Device="t", DeviceId="t", Version="1", Token="{API_KEY}"'}
+
+
+def _series_read(spec: Contract, user_id: str, filters: str | None = None) -> tuple[str, dict]:
+    """A user's series read as each flavour spells it (Jellyfin: /Items?userId=, array params; Emby: the user's
+    items path, free-text Fields and Filters)."""
+    if spec.info.mode == "emby":
+        params = {"IncludeItemTypes": "Series", "Recursive": "true", "Fields": "Tags,OfficialRating",
+                  **({"Filters": filters} if filters else {})}
+        return f"/Users/{user_id}/Items", params
+    params = {"userId": user_id, "includeItemTypes": "Series", "recursive": "true", "fields": ["Tags", "Path"],
+              "enableUserData": "true", **({"filters": filters.split(",")} if filters else {})}
+    return "/Items", params
+
+
+def test_access_rules_scale_and_likes_match_spec(spec: Contract, small_server: SampleServer) -> None:
+    emby = spec.info.mode == "emby"
+    prefix = "/emby" if emby else ""
+    headers = _headers(spec)
+    state = small_server.state
+    ids = {u.name: u.id for u in state.users.values()}
+    version = version_tuple(spec.info.version)
+    scored = not emby and version >= (10, 11)  # RatingScore exists from Jellyfin 10.11
+    with httpx.Client(base_url=small_server.url + prefix, headers=headers) as http:
+        def get(path: str, params: dict | None = None) -> Any:
+            response = http.get(path, params=params or {})
+            assert response.status_code == 200, (path, response.status_code, response.text)
+            return response.json()
+
+        scale = get("/Localization/ParentalRatings")
+        carol = get(f"/Users/{ids['carol']}")
+        policy = carol["Policy"]
+        edited = {**policy, "BlockedTags": ["storms", "sharks"], "MaxParentalRating": 14}
+        assert http.post(f"/Users/{ids['carol']}/Policy", json=edited).status_code == 204
+        after = get(f"/Users/{ids['carol']}")["Policy"]
+        carol_series = get(*_series_read(spec, ids["carol"]))["Items"]
+        disliked = get(*_series_read(spec, ids["bob"], "Dislikes"))["Items"]
+        liked = get(*_series_read(spec, ids["bob"], "Likes"))["Items"]
+        everything = get("/Items", {"IncludeItemTypes" if emby else "includeItemTypes": "Series",
+                                    "Recursive" if emby else "recursive": "true"})["Items"]
+
+    failures = []
+    for rec in small_server.requests:
+        assert 200 <= rec.status < 300, (rec.method, rec.raw_path, rec.status, rec.response)
+        try:
+            spec.validate_request(rec.method, rec.raw_path, rec.query, rec.body, headers)
+            spec.validate_response(rec.method, rec.raw_path, rec.query, rec.status, rec.response, headers)
+        except ContractError as exc:
+            failures.append(str(exc))
+    assert not failures, "\n".join(failures)
+    assert len(small_server.requests) == 8
+
+    # the scale: Jellyfin's US values, RatingScore only where the spec has it
+    values = {r["Name"]: r["Value"] for r in scale}
+    assert values["TV-Y"] == 0 and values["TV-Y7"] == 7 and values["TV-PG"] == 10 and values["TV-14"] == 14
+    assert values["TV-MA"] == 17 and values["NC-17"] == 18
+    assert all(("RatingScore" in r) == scored for r in scale)
+    # the policy, as this flavour names its fields
+    guids = {f["Name"]: str(f.get("Guid") or f["ItemId"]) for f in state.folders}
+    assert policy["EnableAllFolders"] is False and sorted(policy["EnabledFolders"]) == sorted(
+        [guids["Kids TV"], guids["TV Shows"]])
+    assert policy["MaxParentalRating"] == 10 and policy["BlockUnratedItems"] == ["Series"]
+    assert policy["BlockedTags"] == ["storms"]
+    if emby:
+        assert policy["IncludeTags"] == ["friendship", "coastal town"] and policy["IsTagBlockingModeInclusive"]
+        assert "AllowedTags" not in policy
+        assert policy["ExcludedSubFolders"] == [f"{guids['TV Shows']}_/media/tv/Paper Kites"]
+        assert ("BlockedMediaFolders" in policy) == (version < (4, 9))
+    else:
+        assert policy["AllowedTags"] == ["friendship", "coastal town"] and policy["BlockedMediaFolders"] == []
+        assert not {"IncludeTags", "ExcludedSubFolders", "IsTagBlockingModeInclusive"} & policy.keys()
+    assert after == edited  # the whole policy is written back as posted
+    # carol's reads obey her (edited) policy: harbour-lights is TV-14 (now allowed), the-long-shift unrated
+    # (blocked), paper-kites TV-Y and tagged friendship: the Kids TV copy, and on Emby not the excluded TV copy
+    seen = Counter(i["Name"] for i in carol_series)
+    assert seen == Counter({"Harbour Lights": 1, "Paper Kites": 1 if emby else 2})
+    assert len(everything) == 4  # an admin read without a user sees every copy
+    # likes: the filters and UserData.Likes
+    assert sorted(i["Name"] for i in disliked) == ["Harbour Lights", "The Long Shift"]
+    assert all(i["UserData"]["Likes"] is False for i in disliked)
+    assert [i["Name"] for i in liked] == ["Paper Kites"] and liked[0]["UserData"]["Likes"] is True
+    # Emby sends OfficialRating and tags only when Fields names them, tags as TagItems (and Tags up to 4.8)
+    harbour = next(i for i in carol_series if i["Name"] == "Harbour Lights")
+    assert harbour["OfficialRating"] == "TV-14"
+    if emby:
+        assert harbour["TagItems"][0]["Name"] == "coastal town"
+        assert ("Tags" in harbour) == (version < (4, 9))
+        assert all("OfficialRating" not in i for i in everything)
+    else:
+        assert harbour["Tags"] == ["coastal town"]
+
+    # negative controls for the new shapes
+    with pytest.raises(ContractError):
+        spec.validate_response("GET", f"{prefix}/Localization/ParentalRatings", [], 200,
+                               [{"Name": "TV-PG", "Value": "ten"}])
+    if not emby:
+        with pytest.raises(ContractError):  # not an ItemFilter
+            spec.validate_request("GET", "/Items", [("userId", ids["bob"]), ("filters", "Dislike")], None, headers)
+        with pytest.raises(ContractError):  # Emby's allow-list field is not in Jellyfin's UserPolicy
+            spec.validate_request("POST", f"/Users/{ids['carol']}/Policy", [], {**policy, "IncludeTags": []},
+                                  headers)
+        if not scored:  # 10.10's ParentalRating has no RatingScore (additionalProperties: false)
+            with pytest.raises(ContractError):
+                spec.validate_response("GET", "/Localization/ParentalRatings", [], 200,
+                                       [{"Name": "TV-PG", "Value": 10, "RatingScore": {"score": 10}}])

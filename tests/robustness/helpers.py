@@ -16,7 +16,7 @@ from aperture_assets.defs.library.assets import series_library
 from aperture_assets.defs.recommendations.assets import series_recommendations
 from aperture_assets.defs.watch_history.assets import series_watch_history
 from aperture_assets.wiring.dagster_internals import partition_range_tags
-from aperture_assets.wiring.partitions import apply_user_partitions
+from aperture_assets.wiring.partitions import apply_user_partitions, users_partitions
 from aperture_resources.ai import AIProviderResource
 from aperture_resources.database import DatabaseResource
 from aperture_resources.library.resource import LibraryResource
@@ -70,7 +70,9 @@ class World:
         """Sync users to partitions (as `aperture run` does), then each stage as its own Dagster run, in the
         spec's order, stopping at the first failure. Returns {stage: ExecuteInProcessResult}."""
         res = self.resources()
-        keys = sorted(apply_user_partitions(self.instance, res["media_server"], res["database"], res["pipeline"]))
+        enabled = set(apply_user_partitions(self.instance, res["media_server"], res["database"], res["pipeline"]))
+        # a range runs over the partitions in the instance's order (a re-added user comes last), as the CLI does
+        keys = [k for k in self.instance.get_dynamic_partitions(users_partitions.name) if k in enabled]
         results = {}
         for stage in stages:
             tags = partition_range_tags(keys[0], keys[-1]) if stage in PER_USER else {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import re
 import threading
 from dataclasses import dataclass, field
@@ -18,6 +19,30 @@ OPTIONAL_FIELDS = {
     "overview": "Overview", "path": "Path", "datecreated": "DateCreated", "sortname": "SortName",
     "originaltitle": "OriginalTitle", "childcount": "ChildCount", "recursiveitemcount": "RecursiveItemCount",
 }
+# The parental rating scale `GET /Localization/ParentalRatings` serves (US TV and film ratings, Jellyfin's values;
+# both flavours use it). A rating name not on the scale counts as unrated, as on the real servers.
+PARENTAL_RATINGS = (
+    ("TV-Y", 0), ("TV-G", 0), ("G", 0), ("TV-Y7", 7), ("PG", 10), ("TV-PG", 10), ("PG-13", 13), ("TV-14", 14),
+    ("R", 17), ("TV-MA", 17), ("NC-17", 18),
+)
+RATING_VALUES = {name.casefold(): value for name, value in PARENTAL_RATINGS}
+# Emby 4.9 dropped UserPolicy.BlockedMediaFolders (Jellyfin and Emby 4.8 have it).
+EMBY_WITHOUT_BLOCKED_FOLDERS = (4, 9)
+
+
+def version_tuple(version: str | None) -> tuple[int, ...]:
+    """"4.9.0.41" -> (4, 9, 0, 41); unparsable parts end the tuple."""
+    parts = []
+    for part in (version or "").split("."):
+        if not part.isdigit():
+            break
+        parts.append(int(part))
+    return tuple(parts)
+
+
+def rating_value(rating: str | None) -> int | None:
+    """An OfficialRating's value on the scale; None = unrated (no rating, or one the scale does not know)."""
+    return RATING_VALUES.get(rating.strip().casefold()) if isinstance(rating, str) else None
 
 
 def wire_date(value: datetime | date) -> str:
@@ -68,6 +93,7 @@ class UserData:
     last_played: datetime | None = None
     position_ticks: int = 0
     favorite: bool = False
+    likes: bool | None = None  # Jellyfin/Emby "Likes": True = liked, False = disliked, None = neither
 
 
 EMPTY = UserData()
@@ -86,6 +112,7 @@ class LibraryState:
     """Everything the server holds; guarded by one lock because tests mutate it while requests run."""
 
     mode: str
+    version: str = ""  # the server version the flavour imitates (some policy fields depend on it)
     items: dict[str, Item] = field(default_factory=dict)
     removed: dict[str, list[Item]] = field(default_factory=dict)
     folders: list[dict] = field(default_factory=list)
@@ -125,6 +152,11 @@ class LibraryState:
         with self.lock:
             return [user_dto(u, self.mode) for u in self.users.values()]
 
+    @property
+    def has_blocked_folders(self) -> bool:
+        """Whether this server's UserPolicy has BlockedMediaFolders (all but Emby 4.9+)."""
+        return self.mode != "emby" or not version_tuple(self.version) >= EMBY_WITHOUT_BLOCKED_FOLDERS
+
     def data_for(self, user_id: str, item_id: str) -> UserData:
         return self.user_data.get((user_id, item_id)) or EMPTY
 
@@ -140,23 +172,103 @@ class LibraryState:
         }
         if data.last_played:
             dto["LastPlayedDate"] = wire_date(data.last_played)
+        if data.likes is not None:
+            dto["Likes"] = data.likes
         runtime = item.base.get("RunTimeTicks")
         if data.position_ticks and runtime:
             dto["PlayedPercentage"] = round(100.0 * data.position_ticks / runtime, 2)
         return dto
 
+    def _folder_ids(self, values: object) -> set[str]:
+        """Library item ids named in a policy list (Jellyfin names ItemIds, Emby Guids; dashes optional)."""
+        named = {str(x).replace("-", "").lower() for x in values or [] if isinstance(x, str | int)}
+        return {f["ItemId"] for f in self.folders
+                if f["ItemId"].lower() in named or str(f.get("Guid", "")).replace("-", "").lower() in named}
+
     def visible_libraries(self, user_id: str) -> set[str]:
-        """Library item ids the user may see: all, or those named in the policy (Emby names Guids)."""
+        """Library item ids the user may see: all, or those named in the policy (Emby names Guids), less any
+        BlockedMediaFolders (where the server version has that field)."""
         policy = self.users[user_id].policy
         if policy.get("EnableAllFolders", True):
-            return {f["ItemId"] for f in self.folders}
-        enabled = {str(x).replace("-", "").lower() for x in policy.get("EnabledFolders") or []}
-        return {f["ItemId"] for f in self.folders
-                if f["ItemId"].lower() in enabled or str(f.get("Guid", "")).lower() in enabled}
+            visible = {f["ItemId"] for f in self.folders}
+        else:
+            visible = self._folder_ids(policy.get("EnabledFolders"))
+        if self.has_blocked_folders:
+            visible -= self._folder_ids(policy.get("BlockedMediaFolders"))
+        return visible
+
+    def refused_series(self, user_id: str) -> frozenset[str]:
+        """Series ids (in the user's libraries) the user's parental controls hide, with their seasons and
+        episodes: excluded sub-folders (Emby), MaxParentalRating, BlockUnratedItems containing "Series", blocked
+        tags, and allowed tags (Jellyfin AllowedTags; Emby IncludeTags in inclusive mode, where AllowTagOrRating
+        lets an allowed tag override the rating). Episodes inherit their series' rating and tags, as on the real
+        servers. Cached until the next change or policy edit."""
+        key = ("refused", user_id, self._policy_key(user_id))
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        policy = self.users[user_id].policy
+        max_rating = policy.get("MaxParentalRating")
+        max_rating = max_rating if isinstance(max_rating, int) and not isinstance(max_rating, bool) else None
+        block_unrated = "series" in _folded(policy.get("BlockUnratedItems"))
+        blocked = _folded(policy.get("BlockedTags"))
+        inclusive = self.mode == "emby" and policy.get("IsTagBlockingModeInclusive") is True
+        if self.mode == "emby":
+            allowed = _folded(policy.get("IncludeTags")) if inclusive else set()
+        else:
+            allowed = _folded(policy.get("AllowedTags"))
+        tag_or_rating = inclusive and policy.get("AllowTagOrRating") is True
+        excluded = self._excluded_locations(policy) if self.mode == "emby" else set()
+        if max_rating is None and not (block_unrated or blocked or allowed or excluded):
+            cached = self._cache[key] = frozenset()
+            return cached
+        refused = set()
+        for library_id in self.visible_libraries(user_id):
+            for item in self.library_items(library_id).values():
+                if item.type != "Series":
+                    continue
+                path = str(item.extra.get("Path") or "")
+                if any(lib == library_id and (path == loc or path.startswith(loc.rstrip("/") + "/"))
+                       for lib, loc in excluded):
+                    refused.add(item.id)
+                    continue
+                tags = {str(t).strip().casefold() for t in item.extra.get("Tags") or []}
+                tag_allowed = bool(tags & allowed)
+                value = rating_value(item.base.get("OfficialRating"))
+                rating_ok = not ((value is None and block_unrated)
+                                 or (value is not None and max_rating is not None and value > max_rating))
+                # Emby's AllowTagOrRating: an allowed tag OR an allowed rating lets the series through
+                passes = (rating_ok or tag_allowed) if tag_or_rating else (rating_ok and (tag_allowed or not allowed))
+                if tags & blocked or not passes:
+                    refused.add(item.id)
+        cached = self._cache[key] = frozenset(refused)
+        return cached
+
+    def _excluded_locations(self, policy: dict) -> set[tuple[str, str]]:
+        """Emby ExcludedSubFolders as (library item id, path): entries are "<library Guid>_<path>"."""
+        by_guid = {str(f.get("Guid", "")).replace("-", "").lower(): f["ItemId"] for f in self.folders}
+        out = set()
+        for entry in policy.get("ExcludedSubFolders") or []:
+            guid, _, path = str(entry).partition("_")
+            library_id = by_guid.get(guid.replace("-", "").lower())
+            if library_id and path:
+                out.add((library_id, path))
+        return out
+
+    def may_see(self, user_id: str, item: Item) -> bool:
+        """Whether the user's policy lets them see this item (library access and parental controls)."""
+        if item.library_id not in self.visible_libraries(user_id):
+            return False
+        return (item.id if item.type == "Series" else item.series_id) not in self.refused_series(user_id)
+
+    def _policy_key(self, user_id: str | None) -> str:
+        """The user's policy as a cache key part (tests edit policies in place, without a bump)."""
+        user = self.users.get(user_id) if user_id else None
+        return json.dumps(user.policy, sort_keys=True, default=str) if user else ""
 
     def query(self, flt, user_id: str | None) -> list[Item]:
         """Items matching an ItemFilter, in its sort order; cached until the next change."""
-        key = (flt, user_id)
+        key = (flt, user_id, self._policy_key(user_id))
         cached = self._cache.get(key)
         if cached is None:
             cached = self._cache[key] = self._run_query(flt, user_id)
@@ -174,15 +286,17 @@ class LibraryState:
     def _run_query(self, flt, user_id: str | None) -> list[Item]:
         if flt.ids:
             found = [self.items[i] for i in dict.fromkeys(flt.ids) if i in self.items]
-        elif user_id and (flt.is_played or flt.is_favorite):  # only items the user has data for can match
+        elif user_id and (flt.is_played or flt.is_favorite or flt.needs_user_data):
+            # only items the user has data for can match
             found = [self.items[i] for i in self.by_user(user_id) if i in self.items]
         elif flt.parent_id and self._normal_id(flt.parent_id) in {f["ItemId"] for f in self.folders}:
             found = list(self.library_items(self._normal_id(flt.parent_id)).values())
         else:
             found = list(self.items.values())
         if user_id:
-            visible = self.visible_libraries(user_id)
-            found = [i for i in found if i.library_id in visible]
+            visible, refused = self.visible_libraries(user_id), self.refused_series(user_id)
+            found = [i for i in found if i.library_id in visible
+                     and (i.id if i.type == "Series" else i.series_id) not in refused]
         if flt.parent_id:
             parent = self._normal_id(flt.parent_id)
             if flt.recursive:
@@ -202,6 +316,10 @@ class LibraryState:
             found = [i for i in found if self.data_for(user_id, i.id).played == flt.is_played]
         if user_id and flt.is_favorite is not None:
             found = [i for i in found if self.data_for(user_id, i.id).favorite == flt.is_favorite]
+        for name in flt.filters:  # Jellyfin `filters` / Emby `Filters` (ItemFilter names)
+            test = _ITEM_FILTERS.get(name)
+            if test and (user_id or name in ("isfolder", "isnotfolder")):
+                found = [i for i in found if test(i, self.data_for(user_id, i.id) if user_id else EMPTY)]
         if "dateplayed" in flt.sort_by and user_id:
             epoch = datetime(1970, 1, 1, tzinfo=UTC)
             found.sort(key=lambda i: (self.data_for(user_id, i.id).last_played or epoch, i.id),
@@ -226,11 +344,10 @@ class LibraryState:
 
     def resume(self, user_id: str, types: set[str]) -> list[Item]:
         """In-progress items (a playback position, not played), most recent first."""
-        visible = self.visible_libraries(user_id)
         out = []
         for (uid, item_id), data in self.user_data.items():
             item = self.items.get(item_id)
-            if uid != user_id or item is None or item.library_id not in visible:
+            if uid != user_id or item is None or not self.may_see(user_id, item):
                 continue
             if data.position_ticks > 0 and not data.played and (not types or item.type.lower() in types):
                 out.append((data.last_played or datetime(1970, 1, 1, tzinfo=UTC), item))
@@ -241,7 +358,7 @@ class LibraryState:
         """A new user as the server's dashboard makes one: able to see every library. Returns the id."""
         with self.lock:
             user_id = hashlib.md5(f"user/{name}".encode()).hexdigest()
-            self.users[user_id] = User(user_id, name, default_policy(admin, False), datetime.now(UTC))
+            self.users[user_id] = User(user_id, name, default_policy(admin, False, self), datetime.now(UTC))
             return user_id
 
     def create_folder(self, name: str, collection_type: str | None, paths: list[str]) -> dict:
@@ -307,6 +424,12 @@ class LibraryState:
         with self.lock:
             self.bump(items=False)
             self.user_data.setdefault((user_id, item_id), UserData()).favorite = favorite
+
+    def set_likes(self, user_id: str, item_id: str, likes: bool | None) -> None:
+        """Like (True), dislike (False) or clear (None) an item, as the clients' thumbs up/down do."""
+        with self.lock:
+            self.bump(items=False)
+            self.user_data.setdefault((user_id, item_id), UserData()).likes = likes
 
     def set_position(self, user_id: str, item_id: str, ticks: int) -> None:
         with self.lock:
@@ -390,18 +513,23 @@ def user_dto(user: User, mode: str) -> dict:
         "EnableAutoLogin": False,
         "LastLoginDate": wire_date(user.last_activity),
         "LastActivityDate": wire_date(user.last_activity),
-        "Policy": user.policy,
+        "Policy": {k: v for k, v in user.policy.items() if v is not None},  # null properties are omitted
     }
     if mode == "emby":
         dto.pop("HasConfiguredEasyPassword")
     return dto
 
 
-def default_policy(admin: bool, disabled: bool) -> dict:
-    return {
+def default_policy(admin: bool, disabled: bool, state: LibraryState | None = None) -> dict:
+    """A new user's policy as the flavour writes it: every library, no parental controls. The list fields the
+    server's UserPolicy has are present and empty (Emby 4.9 has no BlockedMediaFolders); MaxParentalRating is
+    left out while unset (null properties are omitted)."""
+    policy = {
         "IsAdministrator": admin,
         "IsHidden": False,
         "IsDisabled": disabled,
+        "BlockedTags": [],
+        "BlockUnratedItems": [],
         "EnableAllFolders": True,
         "EnabledFolders": [],
         "EnableContentDeletion": False,
@@ -410,11 +538,70 @@ def default_policy(admin: bool, disabled: bool) -> dict:
         "AuthenticationProviderId": "Jellyfin.Server.Implementations.Users.DefaultAuthenticationProvider",
         "PasswordResetProviderId": "Jellyfin.Server.Implementations.Users.DefaultPasswordResetProvider",
     }
+    if state is None or state.mode != "emby":
+        policy |= {"AllowedTags": [], "BlockedMediaFolders": []}
+    else:
+        policy |= {"IncludeTags": [], "IsTagBlockingModeInclusive": False, "AllowTagOrRating": False,
+                   "ExcludedSubFolders": []}
+        if state.has_blocked_folders:
+            policy["BlockedMediaFolders"] = []
+    return policy
 
 
-def build_state(data: dict, mode: str = "jellyfin") -> LibraryState:
+def data_policy(user: dict, state: LibraryState, locations: dict[str, str]) -> dict:
+    """A user's wire policy from the data file's optional "policy" object (DATA_SCHEMA.md)."""
+    policy = default_policy(user.get("admin", False), user.get("disabled", False), state)
+    given = user.get("policy") or {}
+    by_name = {f["Name"]: f for f in state.folders}
+    if given.get("libraries") is not None:
+        policy["EnableAllFolders"] = False
+        policy["EnabledFolders"] = [str(by_name[name].get("Guid") or by_name[name]["ItemId"])
+                                    for name in given["libraries"]]
+    if given.get("max_parental_rating") is not None:
+        value = rating_value(given["max_parental_rating"])
+        if value is None:
+            raise ValueError(f"{given['max_parental_rating']!r} is not on the parental rating scale")
+        policy["MaxParentalRating"] = value
+    policy["BlockUnratedItems"] = list(given.get("block_unrated") or [])
+    policy["BlockedTags"] = list(given.get("blocked_tags") or [])
+    allowed = list(given.get("allowed_tags") or [])
+    if state.mode == "emby":
+        policy["IncludeTags"], policy["IsTagBlockingModeInclusive"] = allowed, bool(allowed)
+        excluded = []
+        for path in given.get("excluded_subfolders") or []:
+            library = next((name for name, root in locations.items()
+                            if path == root or path.startswith(root.rstrip("/") + "/")), None)
+            if library is None:
+                raise ValueError(f"excluded sub-folder {path!r} is under no library")
+            excluded.append(f"{by_name[library]['Guid']}_{path}")
+        policy["ExcludedSubFolders"] = excluded
+    else:  # Jellyfin has no sub-folder exclusion: excluded_subfolders does not apply
+        policy["AllowedTags"] = allowed
+    return policy
+
+
+def _folded(values: object) -> set[str]:
+    return {str(v).strip().casefold() for v in values if isinstance(v, str) and v.strip()} \
+        if isinstance(values, list) else set()
+
+
+# ItemFilter names (lowercased) -> test on (item, the user's data for it).
+_ITEM_FILTERS = {
+    "isfolder": lambda item, data: item.base.get("IsFolder") is True,
+    "isnotfolder": lambda item, data: item.base.get("IsFolder") is not True,
+    "isplayed": lambda item, data: data.played,
+    "isunplayed": lambda item, data: not data.played,
+    "isfavorite": lambda item, data: data.favorite,
+    "isresumable": lambda item, data: data.position_ticks > 0 and not data.played,
+    "likes": lambda item, data: data.likes is True,
+    "dislikes": lambda item, data: data.likes is False,
+    "isfavoriteorlikes": lambda item, data: data.favorite or data.likes is True,
+}
+
+
+def build_state(data: dict, mode: str = "jellyfin", version: str | None = None) -> LibraryState:
     """Turn a library description into live server state (deterministic ids)."""
-    state = LibraryState(mode=mode)
+    state = LibraryState(mode=mode, version=version or ("4.8.11.0" if mode == "emby" else "10.11.11"))
     folder_ids = {}
     for lib in data["libraries"]:
         item_id = state.new_id(f"library/{lib['name']}")
@@ -433,8 +620,7 @@ def build_state(data: dict, mode: str = "jellyfin") -> LibraryState:
     data = {**data, "_by_key": {s["key"]: s for s in data["series"]}}
     for user in data["users"]:
         user_id = hashlib.md5(f"user/{user['name']}".encode()).hexdigest()
-        state.users[user_id] = User(user_id, user["name"], default_policy(user.get("admin", False),
-                                                                           user.get("disabled", False)), created)
+        state.users[user_id] = User(user_id, user["name"], data_policy(user, state, paths), created)
         for entry in user.get("history", []):
             _apply_history(state, user_id, entry, data, episode_ids)
     return state
@@ -556,3 +742,5 @@ def _apply_history(state: LibraryState, user_id: str, entry: dict, data: dict, e
                                                        last_played=last + timedelta(hours=1))
     if entry.get("favorite"):
         state.user_data.setdefault((user_id, series_id), UserData()).favorite = True
+    if entry.get("likes") is not None:
+        state.user_data.setdefault((user_id, series_id), UserData()).likes = bool(entry["likes"])

@@ -2,8 +2,10 @@
 
 Series folders become Series (title from tvshow.nfo, else the folder name), "Season N" folders
 Seasons, and files with an SxxEyy token (or numbered by their NFO) Episodes, with DateCreated from the
-sibling NFO's <dateadded> (Emby and Jellyfin both honour it). Like Jellyfin 10.11.8+, a .strm whose first
-line is not an http(s)/rtsp/rtp URL is skipped. Item ids derive from the file path, so a rescan keeps ids stable.
+sibling NFO's <dateadded> (Emby and Jellyfin both honour it); tvshow.nfo's <mpaa> and <tag> become the series'
+OfficialRating and Tags, so parental controls apply to scanned series as to the others. Like Jellyfin 10.11.8+,
+a .strm whose first line is not an http(s)/rtsp/rtp URL is skipped. Item ids derive from the file path, so a
+rescan keeps ids stable.
 """
 
 from __future__ import annotations
@@ -86,8 +88,13 @@ def _scan_series(state: LibraryState, library_id: str, series_dir: Path, found: 
     series_id = state.new_id(f"scan/{series_dir}")
     base = {"Name": name, "ServerId": SERVER_ID, "Id": series_id, "Type": "Series", "IsFolder": True,
             "LocationType": "FileSystem", "ImageTags": {}}
+    rating = _text(nfo, "mpaa")
+    if rating:  # the servers read <mpaa> as OfficialRating, which parental controls then judge
+        base["OfficialRating"] = rating
     extra = {"Path": str(series_dir), "SortName": _text(nfo, "sorttitle") or sort_name(name),
-             "DateCreated": _date_added(nfo, series_dir), "Overview": _text(nfo, "plot") or ""}
+             "DateCreated": _date_added(nfo, series_dir), "Overview": _text(nfo, "plot") or "",
+             "Tags": [node.text.strip() for node in (nfo.findall("tag") if nfo is not None else [])
+                      if node.text and node.text.strip()]}
     found[series_id] = Item(series_id, "Series", library_id, None, None, extra["SortName"], base, extra)
     for season_dir in sorted(p for p in series_dir.iterdir() if p.is_dir()):
         match = SEASON.fullmatch(season_dir.name.strip())

@@ -8,6 +8,7 @@ benchmarks exercise retries and partial reads over real HTTP on 127.0.0.1.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import random
 import re
@@ -26,7 +27,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from aperture_dev.sample_server.model import SERVER_ID, Item, LibraryState, build_state, user_dto
+from aperture_dev.sample_server.model import (
+    PARENTAL_RATINGS,
+    SERVER_ID,
+    Item,
+    LibraryState,
+    build_state,
+    user_dto,
+    version_tuple,
+)
 
 # One 1x1 PNG for every poster.
 PIXEL = bytes.fromhex(
@@ -136,10 +145,10 @@ class SampleServer:
                  latency_ms: float = 0.0, version: str | None = None, faults: FaultPlan | None = None) -> None:
         self.mode = mode
         self.api_key = api_key
-        self.state: LibraryState = build_state(data, mode)
+        self.version = version or ("4.8.11.0" if mode == "emby" else "10.11.11")
+        self.state: LibraryState = build_state(data, mode, self.version)
         self.record = record
         self.latency = latency_ms / 1000.0
-        self.version = version or ("4.8.11.0" if mode == "emby" else "10.11.11")
         self.prefix = "/emby" if mode == "emby" else ""
         self.requests: list[Recorded] = []
         self.request_count = 0
@@ -306,6 +315,7 @@ def _routes(server: SampleServer) -> list[tuple[str, re.Pattern, bool, Callable]
     common = [
         ("GET", r"/System/Info", api.system_info),
         ("GET", r"/System/Info/Public", api.system_info_public),
+        ("GET", r"/Localization/ParentalRatings", api.parental_ratings),
         ("GET", r"/Items", api.items),
         ("GET", r"/Users/(?P<user_id>[^/]+)/Items", api.user_items),
         ("GET", r"/Users/(?P<user_id>[^/]+)/Items/Resume", api.resume_user_path),
@@ -345,6 +355,12 @@ class ServerApi:
         status, info = self.system_info_public(query, body)
         return status, {**info, "HasPendingRestart": False, "IsShuttingDown": False, "SupportsLibraryMonitor": True}
 
+    def parental_ratings(self, query: Query, body: Any) -> tuple[int, Any]:
+        """The rating scale. Jellyfin 10.11+ adds RatingScore {score, subScore} (subScore null, so omitted)."""
+        scored = not self.emby and version_tuple(self.server.version) >= (10, 11)
+        return 200, [{"Name": name, "Value": value, **({"RatingScore": {"score": value}} if scored else {})}
+                     for name, value in PARENTAL_RATINGS]
+
     def users_list(self, query: Query, body: Any) -> tuple[int, Any]:
         return 200, self.state.users_json()
 
@@ -367,7 +383,10 @@ class ServerApi:
             raise HTTPError(400, "policy body required")
         if not self.emby and not {"AuthenticationProviderId", "PasswordResetProviderId"} <= body.keys():
             raise HTTPError(400, "AuthenticationProviderId and PasswordResetProviderId are required")
-        user.policy = dict(body)  # the real servers replace the whole policy: missing fields reset
+        policy = dict(body)  # the real servers replace the whole policy: missing fields reset
+        if not self.state.has_blocked_folders:
+            policy.pop("BlockedMediaFolders", None)  # Emby 4.9's UserPolicy has no such field: it is dropped
+        user.policy = policy
         self.state.bump(items=False)
         return 204, None
 
@@ -444,6 +463,15 @@ class ServerApi:
 
     def _dto(self, item: Item, fields: set[str], user_id: str | None) -> dict:
         dto = item.dto(fields)
+        if self.emby:
+            # Emby leaves out what Fields does not name, OfficialRating included; tags come back as TagItems
+            # ([{Name, Id}]) and, up to 4.8, also as Tags (4.9 leaves Tags null, so out).
+            if "officialrating" not in fields:
+                dto.pop("OfficialRating", None)
+            if "Tags" in dto:
+                dto["TagItems"] = [{"Name": tag, "Id": _tag_id(tag)} for tag in dto["Tags"]]
+                if version_tuple(self.server.version) >= (4, 9):
+                    del dto["Tags"]
         if user_id:
             dto["UserData"] = self.state.user_data_dto(user_id, item)
         return dto
@@ -495,6 +523,11 @@ class ServerApi:
         return self._mark(user_id, item_id, False, None)
 
 
+def _tag_id(name: str) -> int:
+    """Emby tag ids are int64 (NameLongIdPair); stable per tag name."""
+    return int(hashlib.md5(f"tag/{name.casefold()}".encode()).hexdigest()[:12], 16)
+
+
 def _parse_when(value: str | None) -> datetime | None:
     if not value:
         return None
@@ -520,6 +553,13 @@ class ItemFilter:
     exclude_virtual: bool
     sort_by: tuple[str, ...]
     descending: bool
+    filters: frozenset[str] = frozenset()  # ItemFilter names, lowercased: Jellyfin `filters`, Emby `Filters`
+
+    @property
+    def needs_user_data(self) -> bool:
+        """Whether only items the user has data for can match (so the query may start from those)."""
+        return bool(self.filters & {"isplayed", "isfavorite", "isresumable", "likes", "dislikes",
+                                    "isfavoriteorlikes"})
 
     @classmethod
     def from_query(cls, query: Query) -> ItemFilter:
@@ -534,4 +574,5 @@ class ItemFilter:
             exclude_virtual="virtual" in {t.lower() for t in query.list("excludeLocationTypes")},
             sort_by=tuple(s.lower() for s in query.list("sortBy")),
             descending=(query.get("sortOrder") or "").lower().startswith("desc"),
+            filters=frozenset(f.strip().lower() for f in query.list("filters")),
         )
