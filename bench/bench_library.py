@@ -2,7 +2,10 @@
 served by the sample server (own process, 20 ms latency per request), written through the `series_library`
 asset in symlink mode. The catalog is synced first (untimed) and the picks are inserted as one
 recommendation run per user. Prints wall time, HTTP requests and files written for the first write (target
-< 10 s) and a no-change re-run (target < 2 s, zero files written, no HTTP writes).
+< 10 s) and a no-change re-run (target < 2 s, zero files written, no HTTP writes), and on a line of its own the
+time the run spent waiting for the server's scans before the placeholders were listed (summed over users, who
+wait side by side; the sample server scans at once, so it is 0 here unless a scan lags) with the placeholders
+marked and still pending.
 
 Run: .venv/bin/python bench/bench_library.py [--series 2000] [--episodes 100000] [--users 50] [--latency-ms 20]
      [--mode jellyfin|emby]
@@ -65,6 +68,9 @@ def main() -> None:
                       f"{m['run_users']} users, {m['run_files_written']} files written, "
                       f"{m['run_libraries_created']} libraries created, {m['run_policies_updated']} policies updated; "
                       f"{files} entries on disk")
+                print(f"library {label:>16}: {m['run_scan_wait_seconds']:6.2f} s waiting for scans (summed over "
+                      f"users), {m['run_placeholders_marked']} placeholders marked played, "
+                      f"{m['run_placeholders_pending']} still pending")
             print("targets: first write < 10 s; no-change re-run < 2 s with 0 files written")
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -27,7 +27,7 @@ from aperture_resources.database import DatabaseResource, with_database
 from aperture_resources.library import writer
 from aperture_resources.library.cleanup import prune_user_libraries
 from aperture_resources.library.resource import LibraryResource
-from aperture_resources.library.server_sync import PLACEHOLDER_SUFFIX, mark_placeholders
+from aperture_resources.library.server_sync import PLACEHOLDER_SUFFIX
 from aperture_resources.media_server import EmbyServer, JellyfinServer
 from aperture_resources.pipeline_config import PipelineConfig
 from aperture_resources.settings import ConfigError
@@ -388,24 +388,3 @@ def test_library_traffic_matches_the_openapi_specs(env):
                 failures.add(str(exc))
         assert not failures, sorted(failures)[:10]
 
-
-def test_placeholders_are_polled_for_and_missing_ones_reported():
-    class Server:
-        def __init__(self, answers: list[list[dict]]) -> None:
-            self.answers, self.marked = answers, []
-
-        def user_items(self, *args, **kwargs) -> list[dict]:
-            return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-
-        def mark_played(self, user_id: str, item_id: str) -> None:
-            self.marked.append((user_id, item_id))
-
-    def item(item_id: str, played: bool = False, path: str = f"/p/show{PLACEHOLDER_SUFFIX}") -> dict:
-        return {"Id": item_id, "Path": path, "UserData": {"Played": played}}
-
-    special = item("s", path="/p/Show - S00E01.mkv")
-    scanning = Server([[special], [special, item("1")], [special, item("1"), item("2", played=True)]])
-    assert mark_placeholders(scanning, "u", "lib", expected=2, tries=3, wait_seconds=0) == (1, 0)
-    assert scanning.marked == [("u", "1")]
-    slow = Server([[item("1")]])
-    assert mark_placeholders(slow, "u", "lib", expected=2, tries=2, wait_seconds=0) == (1, 1)  # reported, next run

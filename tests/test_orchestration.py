@@ -61,7 +61,8 @@ def test_definitions_snapshot():
     assert {job.name for job in defs.jobs} >= SPEC_JOBS | {"purge_old_runs"}
     assert {s.name: s.default_status for s in defs.sensors} == {
         "media_users": DefaultSensorStatus.RUNNING, "media_library_changes": DefaultSensorStatus.RUNNING,
-        "aperture_automation": DefaultSensorStatus.RUNNING, "dead_run_recovery": DefaultSensorStatus.RUNNING}
+        "aperture_automation": DefaultSensorStatus.RUNNING, "dead_run_recovery": DefaultSensorStatus.RUNNING,
+        "library_placeholders": DefaultSensorStatus.RUNNING}
     assert all(s.default_status == DefaultScheduleStatus.RUNNING for s in defs.schedules)
     crons = {s.job_name: s.cron_schedule for s in defs.schedules}
     assert crons["sync_series"] == "0 2 * * *" and crons["generate_series_embeddings"] == "0 3 * * *"
@@ -71,7 +72,8 @@ def test_definitions_snapshot():
     assert crons["purge_old_runs"] == "30 5 * * *"  # run retention
     checks = {c.name for c in graph.asset_check_keys}
     assert checks == {"catalog_not_empty_and_no_mass_removal", "every_series_has_a_vector",
-                      "recommendations_exclude_started", "library_matches_recommendations"}
+                      "recommendations_exclude_started", "library_matches_recommendations",
+                      "placeholders_confirmed_within_a_day"}
     full = defs.resolve_job_def("full_refresh")
     assert {k.to_user_string() for k in full.asset_layer.executable_asset_keys} == {
         "series_catalog", "series_embeddings", "series_watch_history", "series_recommendations", "series_library"}

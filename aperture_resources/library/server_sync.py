@@ -18,13 +18,21 @@ Why each rule:
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
+import tempfile
 import time
 import unicodedata
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
-from aperture_resources.media_server.base import MediaServerClient, MediaServerError
+from aperture_resources.library.cleanup import PLACEHOLDER_MARKER
+from aperture_resources.library.naming import season_folder_name
+from aperture_resources.media_server.base import IncompleteReadError, MediaServerClient, MediaServerError
 from aperture_resources.settings import ConfigError
 
 PLACEHOLDER_SUFFIX = "-placeholder.strm"
@@ -192,20 +200,173 @@ def enforce_privacy(client: MediaServerClient, users: list[dict], folders: list[
                          [failure for _, _, failure in results.values() if failure])
 
 
-def mark_placeholders(client: MediaServerClient, user_id: str, library_id: str, expected: int, tries: int = 1,
-                      wait_seconds: float = 2.0) -> tuple[int, int]:
-    """Mark the user's sorting placeholders in this library played; returns (marked, not yet found).
+# Placeholders: each one is confirmed by its path, never by a count. Right after a rescan a server still lists
+# the previous scan's (already played) placeholders, so "as many as expected are listed" proves nothing.
+PLACEHOLDER_POLL_SECONDS = 1.0  # between listings while a rescan may still be running
+PLACEHOLDER_WAIT_SECONDS = 3.0  # at most this long per library and call; what is left waits for a later call
 
-    Real servers scan asynchronously after a refresh, so `tries` > 1 polls a few times; anything still
-    missing is reported and marked by the next run (each run looks for unplayed placeholders)."""
-    found: list[dict] = []
-    for attempt in range(max(1, tries)):
+
+@dataclass(frozen=True)
+class PlaceholderSync:
+    marked: int  # mark-played requests sent
+    confirmed: tuple[str, ...]  # pending paths the server now lists as played for the user
+    pending: dict[str, float]  # still pending: server path -> since (epoch seconds)
+    not_found: int  # of those, how many the server does not list at all yet (its scan has not reached them)
+    waited: float  # seconds spent waiting for the server's scan
+
+
+def _played(item: dict) -> bool:
+    return bool((item.get("UserData") or {}).get("Played"))
+
+
+def listed_placeholders(client: MediaServerClient, user_id: str, library_id: str) -> dict[str, list[dict]] | None:
+    """The sorting placeholders the server lists in this library, by `Path`, with the user's played state; None
+    while a scan changes the library under the read (a read that came out incomplete)."""
+    try:
         items = client.user_items(user_id, "Episode", ["Path"], parentId=library_id, parentIndexNumber=0)
-        found = [i for i in items if str(i.get("Path") or "").endswith(PLACEHOLDER_SUFFIX)]
-        if len(found) >= expected or attempt == tries - 1:
+    except IncompleteReadError:
+        return None
+    by_path: dict[str, list[dict]] = {}
+    for item in items:
+        path = str(item.get("Path") or "")
+        if path.endswith(PLACEHOLDER_SUFFIX) and item.get("Id"):
+            by_path.setdefault(path, []).append(item)
+    return by_path
+
+
+def mark_placeholders(client: MediaServerClient, user_id: str, library_id: str, pending: Mapping[str, float],
+                      polls: int = 1, poll_seconds: float = PLACEHOLDER_POLL_SECONDS,
+                      budget_seconds: float = PLACEHOLDER_WAIT_SECONDS, sleep: Callable[[float], None] = time.sleep,
+                      ) -> PlaceholderSync:
+    """Mark the user's pending placeholders ({server path: since}) played and confirm each by a re-read.
+
+    A placeholder leaves `pending` only when the server lists every item at its path as played for this user.
+    One not listed yet (the rescan has not reached it) stays pending; so does one whose mark did not stick.
+    `polls` > 1 (after a rescan) lists again every `poll_seconds`, at most `budget_seconds` in all; whatever is
+    still pending is returned, for the `library_placeholders` sensor or the next run. Other placeholders the
+    listing shows unplayed in this (the user's own) library are marked too, but not tracked."""
+    left = dict(pending)
+    confirmed: list[str] = []
+    marked, waited, listed = 0, 0.0, None
+    for attempt in range(max(1, polls)):
+        listed = listed_placeholders(client, user_id, library_id)
+        if listed is not None:
+            unplayed = [item for items in listed.values() for item in items if not _played(item)]
+            for item in unplayed:
+                client.mark_played(user_id, str(item["Id"]))
+            marked += len(unplayed)
+            if unplayed:  # confirm by reading again, never by what was sent
+                listed = listed_placeholders(client, user_id, library_id)
+            for path, items in (listed or {}).items():
+                if path in left and all(_played(item) for item in items):
+                    del left[path]
+                    confirmed.append(path)
+        if not left or attempt + 1 >= polls or waited + poll_seconds > budget_seconds:
             break
-        time.sleep(wait_seconds)
-    unplayed = [i for i in found if not (i.get("UserData") or {}).get("Played")]
-    for item in unplayed:
-        client.mark_played(user_id, str(item["Id"]))
-    return len(unplayed), max(0, expected - len(found))
+        sleep(poll_seconds)
+        waited += poll_seconds
+    not_found = sum(1 for path in left if listed is None or path not in listed)
+    return PlaceholderSync(marked, tuple(confirmed), left, not_found, waited)
+
+
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """Exclusive flock on the user's folder (the one the writer takes); best effort, as there."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class PendingPlaceholders:
+    """One user's placeholders not yet confirmed played: {server path: since (epoch seconds)}, kept as JSON in
+    PLACEHOLDER_MARKER beside their library folder, replaced atomically under a lock on the user's folder (runs
+    and the sensor update it; each update re-reads it, so neither loses the other's entries). No pending
+    placeholder, no file. An unreadable file, or the empty marker older versions wrote, counts as "every
+    placeholder on disk pending since the file's time": more checking, never less."""
+
+    tree: Path  # the user's library folder on disk
+    server_path: str  # the same folder as the server sees it
+
+    @property
+    def file(self) -> Path:
+        return self.tree.parent / PLACEHOLDER_MARKER
+
+    def server_path_of(self, rel: PurePosixPath | str) -> str:
+        return str(PurePosixPath(self.server_path) / rel)
+
+    def on_disk(self) -> list[str]:
+        """Server paths of every placeholder in the tree as it is now."""
+        specials = season_folder_name(0)
+        if not self.tree.is_dir():
+            return []
+        return sorted(self.server_path_of(PurePosixPath(series.name, specials, file.name))
+                      for series in self.tree.iterdir() if series.is_dir() and not series.is_symlink()
+                      and (series / specials).is_dir()
+                      for file in (series / specials).iterdir() if file.name.endswith(PLACEHOLDER_SUFFIX))
+
+    def load(self) -> dict[str, float]:
+        try:
+            raw = self.file.read_bytes()
+            since = self.file.stat().st_mtime
+        except FileNotFoundError:
+            return {}
+        try:
+            pending = json.loads(raw)["pending"]
+            if isinstance(pending, dict) and all(isinstance(v, int | float) for v in pending.values()):
+                # a path outside the folder as the server sees it now (a moved root) can never be listed
+                inside = self.server_path.rstrip("/") + "/"
+                return {str(path): float(when) for path, when in pending.items() if str(path).startswith(inside)}
+        except (ValueError, TypeError, KeyError):
+            pass
+        return dict.fromkeys(self.on_disk(), since)
+
+    def update(self, add: Iterable[str] = (), remove: Iterable[str] = (), keep: Collection[str] | None = None,
+               now: float | None = None) -> dict[str, float]:
+        """Read, change and write back: drop what is not in `keep` (when given) and what is in `remove`, add
+        `add` (an entry already pending keeps its time). Returns what is pending now."""
+        if not self.tree.parent.is_dir():
+            return {}
+        with _folder_lock(self.tree.parent):
+            pending = self.load()
+            if keep is not None:
+                keep = set(keep)
+                pending = {path: since for path, since in pending.items() if path in keep}
+            for path in remove:
+                pending.pop(path, None)
+            when = time.time() if now is None else now
+            for path in add:
+                pending.setdefault(path, when)
+            self._save(pending)
+        return pending
+
+    def _save(self, pending: dict[str, float]) -> None:
+        if not pending:
+            self.file.unlink(missing_ok=True)
+            return
+        body = json.dumps({"version": 1, "pending": dict(sorted(pending.items()))}, indent=1).encode()
+        fd, tmp = tempfile.mkstemp(prefix=f"{PLACEHOLDER_MARKER}.", suffix=".tmp", dir=self.file.parent)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(body)
+            os.replace(tmp, self.file)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def record_write(self, plan: Iterable[PurePosixPath], changed_folders: Collection[str]) -> dict[str, float]:
+        """After a write: every placeholder of the plan in a series folder the write changed becomes pending;
+        one no longer in the plan (its series left the picks) is dropped."""
+        placeholders = [rel for rel in plan if rel.name.endswith(PLACEHOLDER_SUFFIX)]
+        changed = set(changed_folders)
+        return self.update(add=[self.server_path_of(rel) for rel in placeholders if rel.parts[0] in changed],
+                           keep={self.server_path_of(rel) for rel in placeholders})
+
+
+def oldest_age(pending: Mapping[str, float], now: float | None = None) -> float:
+    """Seconds the longest-pending placeholder has waited (0 when none)."""
+    return max(0.0, (time.time() if now is None else now) - min(pending.values())) if pending else 0.0

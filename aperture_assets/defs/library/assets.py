@@ -6,10 +6,14 @@ picks libraries (before any scan, so new items are never visible to the wrong us
 files changed are rescanned (once each), and the Season 00 sorting placeholders are marked played for
 their user. A partition whose user is no longer enabled has its library and folder removed.
 
-Two markers beside the user's library folder carry work over to the next run: `.refresh-pending` remembers
-a change until its rescan went through (a run that dies between the write and the scan still gets the scan
-next time), `.placeholders-pending` remembers a rescan until every placeholder was found and marked (real
-servers scan asynchronously). With neither, a no-change run sends no request for that user at all.
+Two files beside the user's library folder carry work over: `.refresh-pending` remembers a change until its
+rescan went through (a run that dies between the write and the scan still gets the scan next time), and
+`.placeholders-pending` lists, by the path the server will report, every new or changed sorting placeholder
+not yet confirmed played for its user (see `PendingPlaceholders`). Each placeholder is confirmed by its path,
+never by a count: right after a rescan the server still lists the previous scan's placeholders, already
+played. Real servers scan asynchronously, so a run waits a bounded time (PLACEHOLDER_WAIT_SECONDS) and leaves
+the rest to the `library_placeholders` sensor or the next run. With neither file, a no-change run sends no
+request for that user at all.
 
 No-change runs skip planning: the writer keeps a manifest beside each folder (the digest of the plan's inputs
 and an lstat record of the tree it wrote; see writer.py). When the digest of this run's picks and options
@@ -45,13 +49,15 @@ from aperture_resources.access_store import (
 )
 from aperture_resources.database import DatabaseResource
 from aperture_resources.library import LibraryOptions, PickedSeries, WriteStats, plan_user_tree, write_user_tree
-from aperture_resources.library.cleanup import PLACEHOLDER_MARKER, REFRESH_MARKER, remove_user_library
+from aperture_resources.library.cleanup import REFRESH_MARKER, remove_user_library
 from aperture_resources.library.resource import LibraryResource, short_id
 from aperture_resources.library.server_sync import (
+    PendingPlaceholders,
     check_listing,
     enforce_privacy,
     ensure_libraries,
     mark_placeholders,
+    oldest_age,
     stale_libraries,
     unique_names,
 )
@@ -63,7 +69,11 @@ from aperture_resources.media_server.access import ServerAccess, read_access, re
 from aperture_resources.pipeline_config import PipelineConfig
 from aperture_resources.watch_store import known_user_ids, missing_reads
 
-PLACEHOLDER_TRIES = 3  # polls after a rescan, for servers that scan asynchronously
+# After a rescan, placeholders are listed up to PLACEHOLDER_POLLS times, PLACEHOLDER_POLL_SECONDS apart and at
+# most PLACEHOLDER_WAIT_SECONDS in all per library (servers scan asynchronously); the rest is left pending.
+PLACEHOLDER_POLLS = 4
+PLACEHOLDER_POLL_SECONDS = 1.0
+PLACEHOLDER_WAIT_SECONDS = 3.0
 # Users' folders are written side by side: creating a file costs a metadata round trip to the disk (~0.2 ms
 # on the benchmark's VM disk, more on a NAS) that threads partly overlap (about 1.3x there).
 DISK_WORKERS = 4
@@ -85,6 +95,9 @@ class UserLibrary:
     def marker(self, name: str) -> Path:
         return self.local_path.parent / name
 
+    def placeholders(self) -> PendingPlaceholders:
+        return PendingPlaceholders(self.local_path, self.server_path)
+
 
 def write_folder(library: LibraryResource, options: LibraryOptions, user_id: str, name: str, folder: str,
                  picks: list[PickedSeries]) -> UserLibrary:
@@ -98,29 +111,37 @@ def write_folder(library: LibraryResource, options: LibraryOptions, user_id: str
         plan = plan_user_tree(picks, options)
         stats = write_user_tree(local, plan.entries, library.local_root(), inputs=digest, info=plan.skipped)
         skipped = plan.skipped
-    if stats.written or stats.removed:
-        (local.parent / REFRESH_MARKER).touch()
-        (local.parent / PLACEHOLDER_MARKER).touch()
+        if stats.written or stats.removed:
+            (local.parent / REFRESH_MARKER).touch()
+            PendingPlaceholders(local, library.server_path(folder)).record_write(plan.entries, stats.changed_folders)
     return UserLibrary(user_id, library.library_name(name), folder, local, library.server_path(folder), picks, stats,
                        dict(skipped), time.perf_counter() - started, fast_path=same is not None)
 
 
 def finish_on_server(client: MediaServerClient, user: UserLibrary, library_id: str, created: bool) -> dict:
-    """Rescan the library if its files changed (or it is new), then mark the user's placeholders played."""
+    """Rescan the library if its files changed (or it is new), then mark the user's pending placeholders played,
+    each confirmed by its path; after a rescan, wait for it a bounded time, then leave the rest pending."""
     started = time.perf_counter()
+    store = user.placeholders()
     refresh = created or user.marker(REFRESH_MARKER).exists()
+    if created:  # a new library's items are new: none is played yet, whatever the tree on disk
+        on_disk = store.on_disk()
+        store.update(add=on_disk, keep=on_disk)
     if refresh:
-        user.marker(PLACEHOLDER_MARKER).touch()
         client.refresh_item(library_id)
         user.marker(REFRESH_MARKER).unlink(missing_ok=True)
-    marked = missing = 0
-    if user.marker(PLACEHOLDER_MARKER).exists():
-        tries = PLACEHOLDER_TRIES if refresh else 1
-        marked, missing = mark_placeholders(client, user.user_id, library_id, len(user.picks), tries=tries)
-        if not missing:
-            user.marker(PLACEHOLDER_MARKER).unlink()
-    return {"refreshed": refresh, "placeholders_marked": marked, "placeholders_not_found": missing,
-            "seconds": time.perf_counter() - started}
+    pending = store.load()
+    marked = not_found = 0
+    waited = 0.0
+    if pending:
+        sync = mark_placeholders(client, user.user_id, library_id, pending,
+                                 polls=PLACEHOLDER_POLLS if refresh else 1, poll_seconds=PLACEHOLDER_POLL_SECONDS,
+                                 budget_seconds=PLACEHOLDER_WAIT_SECONDS if refresh else 0.0)
+        pending = store.update(remove=sync.confirmed)
+        marked, not_found, waited = sync.marked, sync.not_found, sync.waited
+    return {"refreshed": refresh, "placeholders_marked": marked, "placeholders_not_found": not_found,
+            "placeholders_pending": len(pending), "placeholders_oldest_pending_seconds": round(oldest_age(pending), 1),
+            "scan_wait_seconds": round(waited, 3), "seconds": time.perf_counter() - started}
 
 
 @asset(
@@ -209,9 +230,9 @@ def series_library(
                 user = writes[uid].result()
                 return user, finish_on_server(client, user, str(found[uid]["ItemId"]), uid in created)
 
-            written = {}
+            written, finished = {}, {}
             for user, server in net.map(finish, active):  # independent libraries, a few at a time
-                written[user.user_id] = user
+                written[user.user_id], finished[user.user_id] = user, server
                 context.add_asset_metadata(user_metadata(user, found[user.user_id], user.user_id in created, server),
                                            partition_key=user.user_id)
     # Run totals ("run_" keys: every partition's materialization also carries these).
@@ -226,6 +247,14 @@ def series_library(
         "run_policies_updated": len(privacy.updated),
         "run_mode": options.mode,
         "run_picks_refused_now": sum(len(titles) for titles in refused.values()),
+        "run_placeholders_marked": sum(f["placeholders_marked"] for f in finished.values()),
+        "run_placeholders_pending": sum(f["placeholders_pending"] for f in finished.values()),
+        "run_placeholders_oldest_pending_seconds": max(
+            (f["placeholders_oldest_pending_seconds"] for f in finished.values()), default=0.0),
+        "run_users_with_pending_placeholders": MetadataValue.json(
+            sorted(uid for uid, f in finished.items() if f["placeholders_pending"])),
+        # Summed over users: their libraries wait side by side, so the run's wall time grows by less.
+        "run_scan_wait_seconds": round(sum(f["scan_wait_seconds"] for f in finished.values()), 3),
         "run_duration_seconds": round(time.perf_counter() - started, 3),
     })
 
@@ -279,6 +308,9 @@ def user_metadata(user: UserLibrary, folder: dict, created: bool, server: dict) 
         "refreshed": server["refreshed"],
         "placeholders_marked": server["placeholders_marked"],
         "placeholders_not_found": server["placeholders_not_found"],
+        "placeholders_pending": server["placeholders_pending"],
+        "placeholders_oldest_pending_seconds": server["placeholders_oldest_pending_seconds"],
+        "scan_wait_seconds": server["scan_wait_seconds"],
         "folder": MetadataValue.path(str(user.local_path)),
         "picks": MetadataValue.md(picks or "_no picks yet_"),
         "duration_seconds": round(user.seconds + server["seconds"], 3),

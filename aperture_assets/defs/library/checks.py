@@ -1,15 +1,26 @@
-"""The libraries' data-quality check: the folders on disk match the latest picks."""
+"""The libraries' data-quality checks: the folders on disk match the latest picks, and no sorting placeholder
+waits long to be confirmed played."""
 
+import time
 from pathlib import Path
 
-from dagster import AssetCheckExecutionContext, AssetCheckResult, MetadataValue, asset_check
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    MetadataValue,
+    asset_check,
+)
 from lxml import etree
 
 from aperture_assets.wiring.partitions import users_partitions
 from aperture_resources.database import DatabaseResource
 from aperture_resources.library.naming import series_folder_names
-from aperture_resources.library.resource import LibraryResource
+from aperture_resources.library.resource import LibraryResource, owner_of
+from aperture_resources.library.server_sync import PendingPlaceholders, oldest_age
 from aperture_resources.library_store import picks_by_user
+
+PLACEHOLDER_MAX_PENDING_SECONDS = 24 * 3600  # a placeholder not confirmed played within a day: warn
 
 
 def folders_in_rank_order(series_dir: Path) -> list[str]:
@@ -41,3 +52,25 @@ def library_matches_recommendations(context: AssetCheckExecutionContext, library
     return AssetCheckResult(passed=not mismatches, metadata={
         "users_checked": len(user_ids), "users_mismatched": len(mismatches),
         "mismatches": MetadataValue.json(mismatches)})
+
+
+@asset_check(asset="series_library", description="No sorting placeholder has waited more than a day to be "
+             "confirmed played for its user (a server that never scanned the library, or refuses the marks).")
+def placeholders_confirmed_within_a_day(library: LibraryResource) -> AssetCheckResult:
+    now = time.time()
+    users_dir = library.users_dir()
+    waiting, late = {}, {}
+    for user_dir in sorted(users_dir.iterdir()) if users_dir.is_dir() else []:
+        if not user_dir.is_dir() or user_dir.is_symlink() or owner_of(user_dir.name) is None:
+            continue
+        pending = PendingPlaceholders(library.local_path(user_dir.name), library.server_path(user_dir.name)).load()
+        if pending:
+            age = oldest_age(pending, now)
+            waiting[user_dir.name] = {"pending": len(pending), "oldest_hours": round(age / 3600, 1)}
+            if age > PLACEHOLDER_MAX_PENDING_SECONDS:
+                late[user_dir.name] = waiting[user_dir.name] | {
+                    "late": sum(1 for since in pending.values() if now - since > PLACEHOLDER_MAX_PENDING_SECONDS)}
+    return AssetCheckResult(passed=not late, severity=AssetCheckSeverity.WARN, description=(
+        f"placeholders pending for more than a day in the libraries of {', '.join(late)}" if late else None),
+        metadata={"users_with_pending": len(waiting), "users_late": MetadataValue.json(sorted(late)),
+                  "pending": MetadataValue.json(waiting | late)})
