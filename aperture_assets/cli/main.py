@@ -80,7 +80,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "APERTURE_MEDIA_SERVER_API_KEY": "demo-key",
         })
         settings = load_settings()
-        prepare_environment(settings)
+        env = prepare_environment(settings)
+        # every demo serves a new sample server: the libraries an earlier demo made went away with its server
+        forget_libraries(env["APERTURE_DATABASE_URL"])
         print(f"aperture demo: sample Jellyfin server at {server.url}, data in {settings.data_dir.absolute()}")
         code = run_pipeline(args.select or (*SPEC_STAGES, "evaluate_recommendations"))
         print(f"aperture demo: {server.request_count} requests to the sample server. "
@@ -88,6 +90,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     finally:
         server.stop()
     return code
+
+
+def forget_libraries(database_url: str) -> int:
+    """Forget the picks libraries aperture recorded (a rebuilt server, or the demo's new sample server); returns
+    how many."""
+    from aperture_resources.access_store import forget_picks_libraries, picks_libraries
+    from aperture_resources.database import DatabaseResource
+
+    with DatabaseResource(url=database_url).connect() as conn:
+        known = picks_libraries(conn)
+        forget_picks_libraries(conn, known)
+    return len(known)
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -153,13 +167,8 @@ def cmd_db(args: argparse.Namespace) -> int:
         migrate(env["APERTURE_DATABASE_URL"])
         print("database schema is up to date")
     elif args.action == "forget-libraries":
-        from aperture_resources.access_store import forget_picks_libraries, picks_libraries
-        from aperture_resources.database import DatabaseResource
-
-        with DatabaseResource(url=env["APERTURE_DATABASE_URL"]).connect() as conn:
-            known = picks_libraries(conn)
-            forget_picks_libraries(conn, known)
-        print(f"forgot {len(known)} picks libraries; the next run finds or creates each user's library again")
+        known = forget_libraries(env["APERTURE_DATABASE_URL"])
+        print(f"forgot {known} picks libraries; the next run finds or creates each user's library again")
     else:
         print(env["APERTURE_DATABASE_URL"])
     return 0
