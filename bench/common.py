@@ -52,10 +52,9 @@ class ServerProcess:
         httpx.post(f"{self.url}/_sample/reset")
 
     def user_ids(self) -> list[str]:
-        path = "/emby/Users/Query" if self.mode == "emby" else "/Users"
-        users = httpx.get(f"{self.url}{path}", headers={"X-Emby-Token": API_KEY}).json()
-        users = users["Items"] if self.mode == "emby" else users
-        return sorted(u["Id"] for u in users if not u["Policy"]["IsDisabled"])
+        """Enabled users, read through the product's own client (each flavour's accepted credentials)."""
+        with SERVERS[self.mode](url=self.url, api_key=API_KEY).client() as client:
+            return sorted(str(u["Id"]) for u in client.users() if not u["Policy"]["IsDisabled"])
 
     def stop(self) -> None:
         self.process.terminate()

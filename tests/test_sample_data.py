@@ -3,6 +3,9 @@ server's state. No database; all but the last tests are pure Python, so they fai
 the last ones read the access rules, the rating scale and dislikes back over real HTTP from the sample server."""
 
 import json
+import socket
+import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from aperture_dev.sample_server import SampleServer, synthetic
-from aperture_dev.sample_server.model import RATING_VALUES, build_state
+from aperture_dev.sample_server.model import DEFAULT_VERSIONS, RATING_VALUES, build_state, resolve_flavour
 
 SAMPLE = Path(__file__).parents[1] / "dev" / "aperture_dev" / "sample_server" / "sample_library.json"
 LAST_ALLOWED = "2026-11-20T23:59:59Z"
@@ -228,3 +231,47 @@ def test_access_rules_scale_and_dislikes_over_http(data, mode):
     assert sorted(i["Name"] for i in disliked) == sorted([title["seinfeld"], title["the-witcher"]])
     assert all(i["UserData"]["Likes"] is False for i in disliked)
     assert {title["gravity-falls"], title["bluey"], title["backyard-birds-live"]} <= {i["Name"] for i in everything}
+
+
+# -- flavours: which server and version the sample server imitates ------------------------------------------
+def test_flavours_resolve_to_the_spec_versions(data):
+    assert resolve_flavour("jellyfin") == ("jellyfin", "10.11.11") and resolve_flavour("emby") == ("emby", "4.8.11.0")
+    assert resolve_flavour("jellyfin", "12") == ("jellyfin", "12.0.0")
+    assert resolve_flavour("jellyfin", "10.10") == ("jellyfin", "10.10.7")
+    assert resolve_flavour("emby", "4.9") == ("emby", "4.9.0.41")
+    assert resolve_flavour("jellyfin", "10.11.8") == ("jellyfin", "10.11.8")  # any other version is kept
+    for mode, version in (("plex", None), ("jellyfin12", None), ("emby", "latest")):
+        with pytest.raises(ValueError):
+            resolve_flavour(mode, version)
+    server = SampleServer(data, mode="emby", version="4.9")
+    assert (server.mode, server.version, server.state.version) == ("emby", "4.9.0.41", "4.9.0.41")
+    assert (SampleServer(data).mode, SampleServer(data).version) == ("jellyfin", DEFAULT_VERSIONS["jellyfin"])
+    assert not server.state.has_blocked_folders and server.state.legacy_auth
+    jellyfin12 = SampleServer(data, version="12").state
+    assert not jellyfin12.legacy_auth and jellyfin12.strict_library_names and not jellyfin12.has_user_items_path
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_command_line_serves_the_chosen_flavour():
+    port = _free_port()
+    command = [sys.executable, "-m", "aperture_dev.sample_server", "--mode", "jellyfin", "--version", "12",
+               "--port", str(port), "--api-key", "k"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline() if process.stdout else ""
+        assert "sample jellyfin 12.0.0 server at" in line, line
+        url = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{url}/System/Info/Public").json()["Version"] == "12.0.0"
+        header = 'MediaBrowser Client="t", Device="t", DeviceId="t", Version="1", Token="k"'
+        assert httpx.get(f"{url}/System/Info", headers={"Authorization": header}).status_code == 200
+        assert httpx.get(f"{url}/System/Info", headers={"X-Emby-Token": "k"}).status_code == 401
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    refused = subprocess.run([*command[:5], "--version", "banana"], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "banana" in refused.stderr

@@ -230,6 +230,10 @@ class MediaServerClient(ABC):
         """The `fields` of a series read: everything the catalog and the library's NFOs use."""
         return SERIES_FIELDS
 
+    def episode_fields(self) -> list[str]:
+        """The `fields` of an episode read: everything the catalog and the library's NFOs use."""
+        return EPISODE_FIELDS
+
     @abstractmethod
     def api_key_param(self) -> str:
         """The query parameter that carries an API key inside a URL."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from aperture_resources.media_server.base import SERIES_FIELDS, MediaServerClient
+from aperture_resources.media_server.base import EPISODE_FIELDS, SERIES_FIELDS, MediaServerClient
 
 
 class EmbyClient(MediaServerClient):
@@ -69,6 +69,9 @@ class EmbyClient(MediaServerClient):
         # Emby leaves out what it is not asked for, even fields Jellyfin always sends (its Fields is free text)
         return [*SERIES_FIELDS, "ProductionYear", "PremiereDate", "EndDate", "Status", "OfficialRating",
                 "CommunityRating"]
+
+    def episode_fields(self) -> list[str]:
+        return [*EPISODE_FIELDS, "PremiereDate", "RunTimeTicks"]  # the episode NFO's <aired> and <runtime>
 
 
 def _value(value: Any) -> Any:

@@ -1,9 +1,12 @@
 """Contract tests: every request aperture's media-server clients send, and every response the sample server
 returns to them, validates against the real OpenAPI specs of Jellyfin 10.10, 10.11 and 12.0 and Emby 4.8 and 4.9.
 
-The clients are driven through every call they have against a recording SampleServer; the server's record
-(method, path, query, body, status, response) is then checked request by request with openapi-core (see
-openapi.py for the handful of documented spec quirks). The sample server's routes the clients do not call
+The clients are driven through every call they have against a recording SampleServer of the spec's own
+flavour (`SampleServer(mode=..., version=spec version)`: Jellyfin 10.10, 10.11 and 12, Emby 4.8 and 4.9); the
+server's record (method, path, query, body, status, response) is then checked request by request with
+openapi-core (see openapi.py for the handful of documented spec quirks), and every series field the picks
+library writes must have come back to the client. What each flavour refuses or leaves out is pinned in
+test_flavours.py. The sample server's routes the clients do not call
 (yet), among them the parental rating scale, user policies with parental controls and the Likes/Dislikes
 filters, are exercised with direct HTTP requests and checked the same way. Negative controls prove the
 validator is live.
@@ -152,7 +155,7 @@ def drive(client: MediaServerClient, server: SampleServer, picks: Path) -> dict:
         library_id = str(folder.get("ItemId") or folder.get("Id"))
         series += client.items("Series", library_id, client.series_fields())
         client.items("Season", library_id, SEASON_FIELDS)
-        episodes += client.episodes(library_id, EPISODE_FIELDS)
+        episodes += client.episodes(library_id, client.episode_fields())
     seen |= {"series": series, "episodes": episodes, "played": [], "resume": [], "favorites": []}
     active = [u for u in seen["users"] if not (u.get("Policy") or {}).get("IsDisabled")]
     for user in active:  # the watch-history stage
@@ -242,6 +245,40 @@ def test_client_traffic_matches_spec(spec: Contract, library: str, picks_dir: Pa
     assert seen["policy_after"]["EnableAllFolders"] is False
     sent = {(r.method, r.path.split("/")[1]) for r in recorded}
     assert ("POST", "Library") in sent and ("POST", "Items") in sent
+    assert server.state.version == spec.info.version and (server.mode, spec.info.mode) == (spec.info.mode,) * 2
+    assert_series_fields(seen["series"], load())
+
+
+# What the picks library writes of a series (folder name and tvshow.nfo), as BaseItemDto properties.
+LIBRARY_SERIES_FIELDS = ("Name", "ProductionYear", "Overview", "Genres", "Studios", "Status", "OfficialRating",
+                         "CommunityRating", "PremiereDate", "EndDate", "ProviderIds", "OriginalTitle")
+
+
+def assert_series_fields(series: list[dict], data: dict) -> None:
+    """Every series field the library writes came back to the client's catalog read, with the data's value:
+    on Emby that takes asking for each of them in `Fields`."""
+    source = {s["name"]: s for s in data["series"]}
+    checked = Counter()
+    for item in series:
+        s = source[item["Name"]]
+        expected = {
+            "ProductionYear": s.get("year"), "Overview": s.get("overview"), "Genres": s.get("genres"),
+            "Studios": s.get("studios"), "Status": s.get("status"), "OfficialRating": s.get("official_rating"),
+            "CommunityRating": s.get("community_rating"), "OriginalTitle": s.get("original_title"),
+            "ProviderIds": s.get("provider_ids"),
+            "PremiereDate": s.get("first_aired") or (f"{s['year']}-01-01" if s.get("year") else None),
+            "EndDate": f"{s['end_year']}-12-31" if s.get("end_year") else None,
+        }
+        got = {k: item.get(k) for k in expected} | {
+            "Studios": [x["Name"] for x in item.get("Studios") or []],
+            "PremiereDate": (item.get("PremiereDate") or "")[:10],
+            "EndDate": (item.get("EndDate") or "")[:10],
+        }
+        expected, got = ({k: v or None for k, v in d.items()} for d in (expected, got))  # empty = absent
+        assert got == expected, (item["Name"], {k: (got[k], v) for k, v in expected.items() if got[k] != v})
+        checked.update(k for k, v in expected.items() if v)
+    missing = set(LIBRARY_SERIES_FIELDS) - {"Name"} - set(checked)
+    assert not missing, f"no series in the library has {sorted(missing)}: the check is not exercised"
 
 
 def _p(spec: Contract, name: str) -> str:

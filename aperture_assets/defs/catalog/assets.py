@@ -27,7 +27,7 @@ from aperture_resources.catalog_store import (
 )
 from aperture_resources.database import DatabaseResource
 from aperture_resources.media_server import MediaServerResource
-from aperture_resources.media_server.base import EPISODE_FIELDS, SEASON_FIELDS
+from aperture_resources.media_server.base import SEASON_FIELDS
 from aperture_resources.pipeline_config import PipelineConfig
 
 
@@ -54,7 +54,7 @@ def series_catalog(
         with ThreadPoolExecutor(3 * len(ids)) as pool:  # every read at once; the client bounds requests in flight
             series = [pool.submit(client.items, "Series", i, client.series_fields()) for i in ids]
             seasons = [pool.submit(client.items, "Season", i, SEASON_FIELDS) for i in ids]
-            episodes = [pool.submit(client.episodes, i, EPISODE_FIELDS) for i in ids]
+            episodes = [pool.submit(client.episodes, i, client.episode_fields()) for i in ids]
             series_items = [{**item, "_library": i} for i, f in zip(ids, series, strict=True) for item in f.result()]
             season_items = [item for f in seasons for item in f.result()]
             episode_items = [item for f in episodes for item in f.result()]

@@ -28,6 +28,21 @@ PARENTAL_RATINGS = (
 RATING_VALUES = {name.casefold(): value for name, value in PARENTAL_RATINGS}
 # Emby 4.9 dropped UserPolicy.BlockedMediaFolders (Jellyfin and Emby 4.8 have it).
 EMBY_WITHOUT_BLOCKED_FOLDERS = (4, 9)
+# The flavours the sample server imitates: mode -> the versions whose OpenAPI specs the contract tests hold,
+# newest last. `SampleServer(data, mode, version=...)` takes any of these, a shorthand of one ("12", "4.9") or
+# any other dotted version (behaviour follows the version number); no version = the mode's default.
+VERSIONS = {
+    "jellyfin": ("10.10.7", "10.11.11", "12.0.0"),
+    "emby": ("4.8.11.0", "4.9.0.41"),
+}
+DEFAULT_VERSIONS = {"jellyfin": "10.11.11", "emby": "4.8.11.0"}
+# Series properties Emby sends only when `Fields` names them (Jellyfin always sends them when set).
+EMBY_ASKED_SERIES_FIELDS = {
+    "productionyear": "ProductionYear", "premieredate": "PremiereDate", "enddate": "EndDate", "status": "Status",
+    "officialrating": "OfficialRating", "communityrating": "CommunityRating",
+}
+# Jellyfin 12's rule for a new library's name (the `pattern` of `name` in its spec): no whitespace at either end.
+JELLYFIN12_LIBRARY_NAME = re.compile(r"\S(?:.*\S)?")
 
 
 def version_tuple(version: str | None) -> tuple[int, ...]:
@@ -38,6 +53,20 @@ def version_tuple(version: str | None) -> tuple[int, ...]:
             break
         parts.append(int(part))
     return tuple(parts)
+
+
+def resolve_flavour(mode: str, version: str | None = None) -> tuple[str, str]:
+    """(mode, full version) for a flavour: "12" -> "12.0.0", "4.9" -> "4.9.0.41", None -> the mode's default;
+    any other version is kept as given. Raises ValueError for an unknown mode."""
+    if mode not in VERSIONS:
+        raise ValueError(f"unknown sample server mode {mode!r} (one of {', '.join(VERSIONS)})")
+    if not version:
+        return mode, DEFAULT_VERSIONS[mode]
+    wanted = version_tuple(version)
+    if not wanted:
+        raise ValueError(f"unparsable {mode} version {version!r}")
+    known = [v for v in VERSIONS[mode] if version_tuple(v)[:len(wanted)] == wanted]
+    return mode, known[-1] if known else version
 
 
 def rating_value(rating: str | None) -> int | None:
@@ -152,10 +181,32 @@ class LibraryState:
         with self.lock:
             return [user_dto(u, self.mode) for u in self.users.values()]
 
+    # -- what the flavour (mode and version) does ------------------------------------------------
     @property
     def has_blocked_folders(self) -> bool:
         """Whether this server's UserPolicy has BlockedMediaFolders (all but Emby 4.9+)."""
         return self.mode != "emby" or not version_tuple(self.version) >= EMBY_WITHOUT_BLOCKED_FOLDERS
+
+    @property
+    def legacy_auth(self) -> bool:
+        """Whether `X-Emby-Token`, `X-MediaBrowser-Token`, `X-Emby-Authorization` and `api_key` are accepted:
+        on Emby and on Jellyfin up to 10.11 (Jellyfin 12 turns legacy authorization off by default)."""
+        return self.mode == "emby" or version_tuple(self.version) < (12,)
+
+    @property
+    def strict_library_names(self) -> bool:
+        """Jellyfin 12 refuses a new library whose name starts or ends with whitespace."""
+        return self.mode == "jellyfin" and version_tuple(self.version) >= (12,)
+
+    @property
+    def has_user_items_path(self) -> bool:
+        """`GET /Users/{id}/Items`: Emby's user read; on Jellyfin a legacy route gone from 10.11 on."""
+        return self.mode == "emby" or version_tuple(self.version) < (10, 11)
+
+    @property
+    def has_special_season_filter(self) -> bool:
+        """Emby 4.9's `/Items` filter `IsSpecialSeason` (other versions ignore the unknown parameter)."""
+        return self.mode == "emby" and version_tuple(self.version) >= (4, 9)
 
     def data_for(self, user_id: str, item_id: str) -> UserData:
         return self.user_data.get((user_id, item_id)) or EMPTY
@@ -310,6 +361,9 @@ class LibraryState:
             found = [i for i in found if i.type.lower() in flt.types]
         if flt.parent_index is not None:
             found = [i for i in found if i.base.get("ParentIndexNumber") == flt.parent_index]
+        if flt.special_season is not None and self.has_special_season_filter:
+            found = [i for i in found if (i.type == "Season" and i.base.get("IndexNumber") == 0)
+                     == flt.special_season]
         if flt.exclude_virtual:
             found = [i for i in found if i.base.get("LocationType") != "Virtual"]
         if user_id and flt.is_played is not None:
@@ -601,7 +655,8 @@ _ITEM_FILTERS = {
 
 def build_state(data: dict, mode: str = "jellyfin", version: str | None = None) -> LibraryState:
     """Turn a library description into live server state (deterministic ids)."""
-    state = LibraryState(mode=mode, version=version or ("4.8.11.0" if mode == "emby" else "10.11.11"))
+    mode, version = resolve_flavour(mode, version)
+    state = LibraryState(mode=mode, version=version)
     folder_ids = {}
     for lib in data["libraries"]:
         item_id = state.new_id(f"library/{lib['name']}")

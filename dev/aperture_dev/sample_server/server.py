@@ -3,6 +3,10 @@
 It speaks the subset of the real APIs aperture uses, shaped as the OpenAPI specs say (tests validate
 that), enforces auth, pages, honours `fields`, and can add latency or fail on demand so tests and
 benchmarks exercise retries and partial reads over real HTTP on 127.0.0.1.
+
+Flavours: `SampleServer(data, mode="jellyfin" | "emby", version=...)` imitates Jellyfin 10.10, 10.11 (the
+default) or 12 and Emby 4.8 (the default) or 4.9; what differs between them is listed in DATA_SCHEMA.md
+("Flavours").
 """
 
 from __future__ import annotations
@@ -28,15 +32,20 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from aperture_dev.sample_server.model import (
+    EMBY_ASKED_SERIES_FIELDS,
+    JELLYFIN12_LIBRARY_NAME,
     PARENTAL_RATINGS,
     SERVER_ID,
     Item,
     LibraryState,
     build_state,
+    resolve_flavour,
     user_dto,
     version_tuple,
 )
 
+# A few bytes for every stream (`GET /Videos/{id}/stream`, what the .strm files of picks libraries play).
+STREAM = b"\x00\x00\x00\x18ftypmp42sample-stream"
 # One 1x1 PNG for every poster.
 PIXEL = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -139,14 +148,16 @@ class Query:
 
 
 class SampleServer:
-    """Serve `data` (see DATA_SCHEMA.md) on 127.0.0.1; `start()` returns self, `url` is the base URL."""
+    """Serve `data` (see DATA_SCHEMA.md) on 127.0.0.1; `start()` returns self, `url` is the base URL.
+
+    `mode` is "jellyfin" or "emby"; `version` picks the flavour within it ("10.10.7", "10.11.11", "12.0.0";
+    "4.8.11.0", "4.9.0.41", or a shorthand such as "12" or "4.9"; default 10.11.11 / 4.8.11.0)."""
 
     def __init__(self, data: dict, mode: str = "jellyfin", api_key: str = "sample-key", *, record: bool = False,
                  latency_ms: float = 0.0, version: str | None = None, faults: FaultPlan | None = None) -> None:
-        self.mode = mode
+        self.mode, self.version = resolve_flavour(mode, version)
         self.api_key = api_key
-        self.version = version or ("4.8.11.0" if mode == "emby" else "10.11.11")
-        self.state: LibraryState = build_state(data, mode, self.version)
+        self.state: LibraryState = build_state(data, self.mode, self.version)
         self.record = record
         self.latency = latency_ms / 1000.0
         self.prefix = "/emby" if mode == "emby" else ""
@@ -252,7 +263,8 @@ class SampleServer:
             if self.record:
                 self.requests.append(Recorded(request.method, path, raw_path, pairs, body, status, payload))
         if isinstance(payload, bytes):
-            return Response(payload, status_code=status, media_type="image/png")
+            media_type = "video/mp4" if payload is STREAM else "image/png"
+            return Response(payload, status_code=status, media_type=media_type)
         if payload is None:
             return Response(status_code=status)
         if isinstance(payload, str):
@@ -284,12 +296,22 @@ class SampleServer:
         return 404, "Not Found"
 
     def _authorised(self, headers: Any, query: Query) -> bool:
-        token = headers.get("x-emby-token") or query.get("api_key") or query.get("ApiKey")
-        auth = headers.get("authorization") or headers.get("x-emby-authorization") or ""
-        if not token and auth.startswith("MediaBrowser"):
+        """The key from the first credential the flavour reads, in Jellyfin's order: the `Authorization:
+        MediaBrowser ... Token=` header (Jellyfin wants Client, Device, DeviceId and Version in it too), then
+        `X-Emby-Token` / `X-MediaBrowser-Token`, then the `ApiKey` and `api_key` query parameters. Jellyfin 12
+        reads only the Authorization header and `ApiKey` (legacy authorization is off by default), so a key sent
+        any other way is a 401, as if it had been revoked."""
+        legacy = self.state.legacy_auth
+        auth = headers.get("authorization") or (headers.get("x-emby-authorization") if legacy else None) or ""
+        token = None
+        if auth.startswith("MediaBrowser"):
             found = _TOKEN.search(auth)
             complete = all(part in auth for part in _AUTH_PARTS)
             token = found.group(1) if found and (complete or self.mode == "emby") else None
+        if not token and legacy:
+            token = headers.get("x-emby-token") or headers.get("x-mediabrowser-token")
+        if not token:
+            token = query.get("ApiKey") or (query.get("api_key") if legacy else None)
         return token == self.api_key
 
 
@@ -317,7 +339,6 @@ def _routes(server: SampleServer) -> list[tuple[str, re.Pattern, bool, Callable]
         ("GET", r"/System/Info/Public", api.system_info_public),
         ("GET", r"/Localization/ParentalRatings", api.parental_ratings),
         ("GET", r"/Items", api.items),
-        ("GET", r"/Users/(?P<user_id>[^/]+)/Items", api.user_items),
         ("GET", r"/Users/(?P<user_id>[^/]+)/Items/Resume", api.resume_user_path),
         ("GET", r"/Users/(?P<user_id>[^/]+)", api.get_user),
         ("POST", r"/Users/(?P<user_id>[^/]+)/Policy", api.set_policy),
@@ -325,7 +346,11 @@ def _routes(server: SampleServer) -> list[tuple[str, re.Pattern, bool, Callable]
         ("POST", r"/Items/(?P<item_id>[^/]+)/Refresh", api.refresh_item),
         ("POST", r"/Library/Refresh", api.refresh_all),
         ("GET", r"/Items/(?P<item_id>[^/]+)/Images/(?P<kind>[^/]+)", api.image),
+        ("GET", r"/Videos/(?P<item_id>[^/]+)/stream", api.stream),
+        ("HEAD", r"/Videos/(?P<item_id>[^/]+)/stream", api.stream),
     ]
+    if server.state.has_user_items_path:  # Emby's user read; Jellyfin's legacy one, gone from 10.11 on
+        common.append(("GET", r"/Users/(?P<user_id>[^/]+)/Items", api.user_items))
     specific = emby if server.mode == "emby" else jellyfin
     table = []
     for verb, pattern, handler in [*specific, *common]:
@@ -403,8 +428,10 @@ class ServerApi:
 
     def create_folder_jellyfin(self, query: Query, body: Any) -> tuple[int, Any]:
         refresh = query.bool("refreshLibrary")
-        return self._create_folder(query.get("name") or "", query.get("collectionType"), query.list("paths"),
-                                   bool(refresh))
+        name = query.get("name") or ""
+        if name and self.state.strict_library_names and not JELLYFIN12_LIBRARY_NAME.fullmatch(name):
+            raise HTTPError(400, "The name must not start or end with whitespace.")
+        return self._create_folder(name, query.get("collectionType"), query.list("paths"), bool(refresh))
 
     def create_folder_emby(self, query: Query, body: Any) -> tuple[int, Any]:
         body = body if isinstance(body, dict) else {}
@@ -464,10 +491,13 @@ class ServerApi:
     def _dto(self, item: Item, fields: set[str], user_id: str | None) -> dict:
         dto = item.dto(fields)
         if self.emby:
-            # Emby leaves out what Fields does not name, OfficialRating included; tags come back as TagItems
-            # ([{Name, Id}]) and, up to 4.8, also as Tags (4.9 leaves Tags null, so out).
-            if "officialrating" not in fields:
-                dto.pop("OfficialRating", None)
+            # Emby leaves out what Fields does not name: OfficialRating on every item and a series' year, dates,
+            # status and community rating too; tags come back as TagItems ([{Name, Id}]) and, up to 4.8, also
+            # as Tags (4.9 leaves Tags null, so out).
+            asked = EMBY_ASKED_SERIES_FIELDS if item.type == "Series" else {"officialrating": "OfficialRating"}
+            for lowered, name in asked.items():
+                if lowered not in fields:
+                    dto.pop(name, None)
             if "Tags" in dto:
                 dto["TagItems"] = [{"Name": tag, "Id": _tag_id(tag)} for tag in dto["Tags"]]
                 if version_tuple(self.server.version) >= (4, 9):
@@ -499,6 +529,13 @@ class ServerApi:
         if item_id not in self.state.items:
             raise HTTPError(404, "item not found")
         return 200, PIXEL
+
+    def stream(self, query: Query, body: Any, item_id: str) -> tuple[int, Any]:
+        """A static stream of an episode (what a picks library's .strm file plays); needs the API key."""
+        item = self.state.items.get(self.state._normal_id(item_id))
+        if item is None or item.type != "Episode":
+            raise HTTPError(404, "item not found")
+        return 200, STREAM
 
     # -- played state ----------------------------------------------------------------------------
     def _mark(self, user_id: str, item_id: str, played: bool, when: datetime | None) -> tuple[int, Any]:
@@ -554,6 +591,7 @@ class ItemFilter:
     sort_by: tuple[str, ...]
     descending: bool
     filters: frozenset[str] = frozenset()  # ItemFilter names, lowercased: Jellyfin `filters`, Emby `Filters`
+    special_season: bool | None = None  # Emby 4.9 `IsSpecialSeason` (applied only where the flavour has it)
 
     @property
     def needs_user_data(self) -> bool:
@@ -575,4 +613,5 @@ class ItemFilter:
             sort_by=tuple(s.lower() for s in query.list("sortBy")),
             descending=(query.get("sortOrder") or "").lower().startswith("desc"),
             filters=frozenset(f.strip().lower() for f in query.list("filters")),
+            special_season=query.bool("IsSpecialSeason"),
         )
