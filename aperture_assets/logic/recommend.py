@@ -148,13 +148,13 @@ def dropped(h: History, now: datetime, params: Params) -> bool:
             and idle_days >= params.dropped_after_days)
 
 
-def taste(history: Sequence[History], now: datetime, half_life_days: float = HALF_LIFE_DAYS,
-          params: Params | None = None, disliked: frozenset[str] = frozenset()) -> dict[str, float]:
-    """Show -> taste weight, for shows with any watching or a favourite; with `params`, shows the user dropped
-    are left out, and disliked shows always are."""
-    return {h.show: taste_weight(h.watched, now, half_life_days) for h in history
+def taste(history: Sequence[History], now: datetime, params: Params = Params(),
+          disliked: frozenset[str] = frozenset()) -> dict[str, float]:
+    """Show -> taste weight, for shows with any watching or a favourite, leaving out those the user dropped or
+    disliked."""
+    return {h.show: taste_weight(h.watched, now, params.half_life_days) for h in history
             if (h.watched.episodes_watched > 0 or h.watched.is_favorite) and h.show not in disliked
-            and not (params is not None and dropped(h, now, params))}
+            and not dropped(h, now, params)}
 
 
 def signal(w: Watched) -> str:
@@ -210,7 +210,7 @@ def recommend(catalog: Catalog, history: Sequence[History], others: Mapping[str,
             candidates.append(i)
         else:
             removed[reason] += 1
-    mine = {show: w for show, w in taste(history, now, params.half_life_days, params, rules.disliked).items()
+    mine = {show: w for show, w in taste(history, now, params, rules.disliked).items()
             if show in catalog.index}
     if not candidates:
         return Result([], not mine, dict(excluded), removed)

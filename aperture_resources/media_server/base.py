@@ -446,10 +446,6 @@ class MediaServerClient(ABC):
         query = urlencode({"tag": tag, "maxWidth": max_width})
         return f"{self.prefix}/Items/{quote(item_id, safe='')}/Images/Primary?{query}"
 
-    def poster_url(self, item_id: str, tag: str | None, max_width: int = 600) -> str | None:
-        path = self.poster_path(item_id, tag, max_width)
-        return None if path is None else self.base_url + path
-
     def stream_url_template(self, api_key: str | None = None) -> str:
         """The static stream URL of any item, `{item_id}` standing for its (URL-quoted) id; carries `api_key`
         only when given (the user opted in)."""

@@ -317,8 +317,8 @@ def test_sample_server_extra_routes_match_spec(spec: Contract, small_server: Sam
     episode = next(i.id for i in state.items.values() if i.type == "Episode")
     state.create_folder("Scratch", "tvshows", [str(tmp_path)])
     cls = EmbyClient if emby else JellyfinClient
-    with cls(small_server.url, API_KEY) as client:  # the poster URL aperture hands out (no request made here)
-        poster = httpx.URL(client.poster_url(episode, "abc123", max_width=400))
+    with cls(small_server.url, API_KEY) as client:  # the poster path aperture stores, on this server (no request)
+        poster = httpx.URL(client.base_url + client.poster_path(episode, "abc123", max_width=400))
     calls = [
         ("GET", "/System/Info/Public", {}, None),
         ("POST", "/Library/Refresh", {}, None),

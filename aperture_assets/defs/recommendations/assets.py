@@ -90,7 +90,7 @@ def tastes(histories: dict[str, list[History]], now: datetime, params: Params,
            disliked: dict[str, frozenset[str]]) -> dict[str, dict[str, float]]:
     """Every user's taste weights (without what they dropped or disliked), computed once per run (each user's
     picks use everyone else's)."""
-    return {uid: taste(h, now, params.half_life_days, params, disliked.get(uid, frozenset()))
+    return {uid: taste(h, now, params, disliked.get(uid, frozenset()))
             for uid, h in histories.items()}
 
 

@@ -60,7 +60,7 @@ def evaluate(conn, model: str, catalog: Catalog, histories: dict[str, list[Histo
         view.count_watchers(visible)
         ranked = {
             "aperture": [p.show for p in recommend_user(
-                conn, model, view, visible, {**weights, user_id: taste(rest, now, params.half_life_days, params)},
+                conn, model, view, visible, {**weights, user_id: taste(rest, now, params)},
                 user_id, params, now, Rules()).picks],
             "popular": popular_baseline(view, rest, k),
             "prior_tool": prior_tool_baseline(view, rest, now, k),
