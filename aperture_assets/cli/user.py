@@ -8,13 +8,13 @@ nothing) and stored with the catalog's spelling; a wrong name stops the command 
 from __future__ import annotations
 
 import argparse
-import difflib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import psycopg
 from psycopg.rows import class_row
 
+from aperture_assets.logic.names import close_names
 from aperture_resources.preference_store import (
     UserPreferences,
     catalog_genres,
@@ -162,7 +162,7 @@ def resolve(values: Sequence[str], kind: str, known: dict[str, str], problems: l
         if key in known:
             resolved.append(known[key])
             continue
-        close = [known[k] for k in difflib.get_close_matches(key, list(known), n=3, cutoff=0.5)]
+        close = close_names(key, known.values())
         if close:
             problems.append(f"unknown {kind} '{value}'; close: {', '.join(close)}")
         elif known:
@@ -186,8 +186,7 @@ def find_user(conn: psycopg.Connection, name: str) -> MediaUser:
             raise UnknownName(f"'{name}' names several users: {ids}; give the id instead.")
     if not users:
         raise UnknownName(f"no user named '{name}': no users are synced yet (run `aperture run` first).")
-    names = spellings(u.name for u in users)
-    close = [names[k] for k in difflib.get_close_matches(name.strip().lower(), list(names), n=3, cutoff=0.5)]
+    close = close_names(name, (u.name for u in users))
     hint = f"close: {', '.join(close)}" if close else "and none with a close name"
     raise UnknownName(f"no user named '{name}' among the {len(users)} synced users; {hint}.")
 

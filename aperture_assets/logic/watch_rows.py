@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from aperture_assets.logic.catalog_rows import as_text, field_float, field_int, parse_datetime, provider_ids
+from aperture_assets.logic.names import close_names
 
 if TYPE_CHECKING:
     from aperture_resources.watch_store import PlayedItem
@@ -53,9 +53,8 @@ def unknown_users(users: Sequence[dict], wanted: Sequence[str]) -> dict[str, lis
     """Each APERTURE_USERS entry that names no user (by name or id), with up to three close names."""
     users = [u for u in users if isinstance(u, dict)]
     known = {str(u.get(k) or "").casefold() for u in users for k in ("Id", "Name")}
-    folded = {str(u.get("Name") or "").casefold(): str(u.get("Name") or "") for u in users}
-    return {w: [folded[c] for c in difflib.get_close_matches(w.casefold(), list(folded), n=3, cutoff=0.6)]
-            for w in wanted if w.casefold() not in known}
+    names = [str(u.get("Name") or "") for u in users]
+    return {w: close_names(w, names, cutoff=0.6) for w in wanted if w.casefold() not in known}
 
 
 @dataclass(frozen=True)
