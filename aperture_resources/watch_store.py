@@ -95,6 +95,26 @@ def sync_users(conn: psycopg.Connection, rows: Sequence[tuple]) -> int:
     return changed
 
 
+def user_keys(conn: psycopg.Connection) -> list[tuple[str, str, str | None]]:
+    """(id, name, partition key or None) of every user the server has listed, in name order."""
+    return conn.execute("SELECT id, name, partition_key FROM media_users ORDER BY name, id").fetchall()
+
+
+def save_partition_keys(conn: psycopg.Connection, keys: dict[str, str]) -> None:
+    """Give users their partition keys (by id)."""
+    conn.execute("UPDATE media_users u SET partition_key = k.key FROM unnest(%s::text[], %s::text[]) AS k(id, key) "
+                 "WHERE u.id = k.id", (list(keys), list(keys.values())))
+
+
+def user_ids_by_key(conn: psycopg.Connection, keys: Sequence[str]) -> dict[str, str]:
+    """The user id each partition key stands for; a key no user holds is taken as a user id (partitions made
+    before keys carried names, and tests that key partitions by id)."""
+    rows = conn.execute("SELECT partition_key, id FROM media_users WHERE partition_key = ANY(%s)",
+                        (list(keys),)).fetchall()
+    held = dict(rows)
+    return {key: held.get(key, key) for key in keys}
+
+
 def known_user_ids(conn: psycopg.Connection) -> set[str]:
     """Every user the server has ever listed."""
     with conn.cursor(row_factory=scalar_row) as cur:

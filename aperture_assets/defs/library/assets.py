@@ -37,7 +37,7 @@ from dagster import (
 
 from aperture_assets.logic.watch_rows import enabled_user_ids, users_to_drop
 from aperture_assets.wiring.automation import FOLLOW_UPSTREAM
-from aperture_assets.wiring.partitions import read_users, users_partitions
+from aperture_assets.wiring.partitions import RunUsers, read_users, run_users, users_partitions
 from aperture_assets.wiring.stage import stage_body
 from aperture_resources.access_store import (
     PicksLibrary,
@@ -167,9 +167,10 @@ def series_library(
         users = read_users(client)  # an empty or failed read raises: nothing is removed on it
         enabled = set(enabled_user_ids(users, pipeline.wanted_users()))
         names = {str(u["Id"]): str(u.get("Name") or "") for u in users}
-        active = [key for key in context.partition_keys if key in enabled]
+        run = run_users(database, list(context.partition_keys))
+        active = [uid for uid in run.ids if uid in enabled]
         with database.connect() as conn:
-            candidates = set(context.partition_keys) | known_user_ids(conn)
+            candidates = set(run.ids) | known_user_ids(conn)
             missing = missing_reads(conn, sorted(candidates))
             recorded = picks_libraries(conn)
             see_all = all_folders_users(conn)
@@ -183,8 +184,8 @@ def series_library(
         for user_id, titles in refused.items():
             context.log.warning("user %s may no longer open %s (library access or parental controls changed "
                                 "since their picks were made): left out of their library", user_id, titles)
-        removed = remove_libraries(context, client, library, database, drop, folders)
-        for user_id in sorted(held & set(context.partition_keys)):
+        removed = remove_libraries(context, run, client, library, database, drop, folders)
+        for user_id in sorted(held & set(run.ids)):
             context.log.warning("user %s is missing from the server's user list (%d of %d reads): their library is "
                                 "kept and not rebuilt", user_id, missing.get(user_id, 0), pipeline.user_removal_reads)
         if removed:
@@ -234,7 +235,7 @@ def series_library(
             for user, server in net.map(finish, active):  # independent libraries, a few at a time
                 written[user.user_id], finished[user.user_id] = user, server
                 context.add_asset_metadata(user_metadata(user, found[user.user_id], user.user_id in created, server),
-                                           partition_key=user.user_id)
+                                           partition_key=run.key(user.user_id))
     # Run totals ("run_" keys: every partition's materialization also carries these).
     return MaterializeResult(metadata={
         "run_users": len(written),
@@ -274,8 +275,9 @@ def permitted_picks(access: ServerAccess, picks: dict[str, list[PickedSeries]]) 
     return kept, refused
 
 
-def remove_libraries(context: AssetExecutionContext, client: MediaServerClient, library: LibraryResource,
-                     database: DatabaseResource, user_ids: set[str], folders: list[dict]) -> list[str]:
+def remove_libraries(context: AssetExecutionContext, run: RunUsers, client: MediaServerClient,
+                     library: LibraryResource, database: DatabaseResource, user_ids: set[str], folders: list[dict]
+                     ) -> list[str]:
     """Remove the picks library and folder of each user who is disabled, left out, or gone for good; returns the
     user ids whose library or folder existed."""
     removed = []
@@ -285,9 +287,9 @@ def remove_libraries(context: AssetExecutionContext, client: MediaServerClient, 
             continue
         removed.append(user_id)
         context.log.info("user %s is not enabled: removed %s", user_id, removal)
-        if user_id in context.partition_keys:
+        if user_id in run:
             context.add_asset_metadata({"removed_libraries": removal.libraries, "removed_folders": removal.folders,
-                                        "files_removed": removal.entries}, partition_key=user_id)
+                                        "files_removed": removal.entries}, partition_key=run.key(user_id))
     with database.connect() as conn:
         forget_picks_libraries(conn, removed)
     return removed

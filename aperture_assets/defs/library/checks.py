@@ -13,7 +13,7 @@ from dagster import (
 )
 from lxml import etree
 
-from aperture_assets.wiring.partitions import users_partitions
+from aperture_assets.wiring.partitions import run_users, users_partitions
 from aperture_resources.database import DatabaseResource
 from aperture_resources.library.naming import series_folder_names
 from aperture_resources.library.resource import LibraryResource, owner_of
@@ -39,7 +39,7 @@ def folders_in_rank_order(series_dir: Path) -> list[str]:
              "in rank order by sort title.")
 def library_matches_recommendations(context: AssetCheckExecutionContext, library: LibraryResource,
                                     database: DatabaseResource) -> AssetCheckResult:
-    user_ids = context.instance.get_dynamic_partitions(users_partitions.name)
+    user_ids = run_users(database, context.instance.get_dynamic_partitions(users_partitions.name)).ids
     with database.connect() as conn:
         picks = picks_by_user(conn, user_ids)
     mismatches = {}

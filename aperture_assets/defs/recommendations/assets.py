@@ -29,7 +29,7 @@ from aperture_assets.logic.recommend import REMOVAL_RULES, Catalog, History, Par
 from aperture_assets.logic.rules import access_verdicts, user_rules
 from aperture_assets.logic.scoring import Watched
 from aperture_assets.wiring.automation import NEW_USER
-from aperture_assets.wiring.partitions import read_users, users_partitions
+from aperture_assets.wiring.partitions import read_users, run_users, users_partitions
 from aperture_assets.wiring.stage import stage_body
 from aperture_resources.ai import AIProviderResource
 from aperture_resources.database import DatabaseResource
@@ -155,9 +155,10 @@ def series_recommendations(
     with database.connect() as conn:
         catalog, histories = load_world(conn, model)
         no_vector = count_without_vector(conn, model)
-        everyone = UsersRules(conn, access, catalog, pipeline, list(context.partition_keys))
+        users = run_users(database, list(context.partition_keys))
+        everyone = UsersRules(conn, access, catalog, pipeline, users.ids)
         weights = tastes(histories, now, params, everyone.disliked)
-        for user_id in context.partition_keys:
+        for user_id in users.ids:
             user_started = time.perf_counter()
             result = recommend_user(conn, model, catalog, histories, weights, user_id, params, now,
                                     everyone.of(user_id))
@@ -176,8 +177,8 @@ def series_recommendations(
             totals["run_template_explanations"] += templated
             for rule, count in result.removed.items():
                 totals[f"run_removed_{rule}"] += count
-            context.add_asset_metadata(
-                user_metadata(result, no_vector, time.perf_counter() - user_started), partition_key=user_id)
+            context.add_asset_metadata(user_metadata(result, no_vector, time.perf_counter() - user_started),
+                                       partition_key=users.key(user_id))
     return MaterializeResult(metadata={
         **totals, "model": model, "catalog_shows": len(catalog.shows),
         "run_duration_seconds": round(time.perf_counter() - started, 3),

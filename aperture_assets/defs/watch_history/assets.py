@@ -58,7 +58,7 @@ from aperture_assets.logic.watch_rows import (
     watermark,
 )
 from aperture_assets.wiring.automation import NEW_USER
-from aperture_assets.wiring.partitions import users_partitions
+from aperture_assets.wiring.partitions import run_users, users_partitions
 from aperture_assets.wiring.stage import stage_body
 from aperture_resources.database import DatabaseResource
 from aperture_resources.media_server import MediaServerClient, MediaServerResource
@@ -280,7 +280,8 @@ def series_watch_history(
     context: AssetExecutionContext, media_server: MediaServerResource, database: DatabaseResource
 ) -> MaterializeResult:
     started = time.perf_counter()
-    user_ids = list(context.partition_keys)
+    users = run_users(database, list(context.partition_keys))
+    user_ids = users.ids
     with database.connect() as conn:
         catalog = catalog_version(conn)  # once for the run, before any user's read starts
 
@@ -298,7 +299,7 @@ def series_watch_history(
                 failures[uid] = str(exc)
                 context.log.error("watch history for user %s failed: %s", uid, exc)
     for result in results:
-        context.add_asset_metadata(user_metadata(result), partition_key=result["user_id"])
+        context.add_asset_metadata(user_metadata(result), partition_key=users.key(result["user_id"]))
     if failures:
         raise Failure(
             description=f"{len(failures)} of {len(user_ids)} users failed; the other {len(results)} were saved.",
