@@ -109,8 +109,12 @@ def cmd_dev(args: argparse.Namespace) -> int:
     prepare_environment(settings)
     with open_instance() as instance:  # the webserver and the daemon start at once: create Dagster's tables first
         recover(instance)
+    from aperture_assets.cli.environment import PROJECT_ROOT
+
     dagster = Path(sys.executable).with_name("dagster")
-    return supervise([str(dagster), "dev", "-m", "aperture_assets.definitions", "-h", args.host, "-p", str(args.port)])
+    # workspace.yaml names the code location "aperture", which the CLI's own runs are filed under
+    return supervise([str(dagster), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", args.host,
+                      "-p", str(args.port)])
 
 
 class Signalled(BaseException):

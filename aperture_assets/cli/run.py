@@ -15,7 +15,7 @@ from typing import TypeVar
 import psycopg
 from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, build_resources
 
-from aperture_assets.wiring.dagster_internals import partition_range_tags, step_succeeded
+from aperture_assets.wiring.dagster_internals import attach_origin, origin_tags, partition_range_tags, step_succeeded
 from aperture_assets.wiring.jobs import STAGE_ASSETS
 from aperture_assets.wiring.partitions import apply_user_partitions, users_partitions
 from aperture_assets.wiring.recovery import fail_own_runs, run_worker
@@ -126,8 +126,11 @@ def _full_refresh(defs: Definitions, instance: DagsterInstance, tags: dict, echo
 def _execute(defs: Definitions, job: str, instance: DagsterInstance, tags: Mapping[str, str]
              ) -> ExecuteInProcessResult:
     run_id = str(uuid.uuid4())
-    return defs.resolve_job_def(job).execute_in_process(
-        instance=instance, run_id=run_id, tags={**tags, **run_worker().tag(run_id)}, raise_on_error=False)
+    result = defs.resolve_job_def(job).execute_in_process(
+        instance=instance, run_id=run_id, tags={**tags, **run_worker().tag(run_id), **origin_tags(job)},
+        raise_on_error=False)
+    attach_origin(instance, run_id, job)
+    return result
 
 
 T = TypeVar("T")

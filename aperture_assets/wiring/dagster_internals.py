@@ -7,18 +7,36 @@
   redacting log filter rewrites before any handler stores or prints it;
 - a copy of a schedule in another time zone: the stages declare their schedules without reading the
   environment, and `defs()` applies APERTURE_TIMEZONE (`ScheduleDefinition.with_attributes` copies only the
-  job and metadata; this mirrors it).
+  job and metadata; this mirrors it);
+- the code-location origin of a run the CLI executes in process: without it the UI lists the run under /runs
+  but not under its job nor on the Overview timeline, which look runs up by repository label.
 
 If a Dagster upgrade moves them, this module is what changes.
 """
 
 import logging
+import os
+import sys
 
-from dagster import ScheduleDefinition
+from dagster import DagsterInstance, ScheduleDefinition
 from dagster._core.events import DagsterEvent
 from dagster._core.execution.stats import StepEventStatus
 from dagster._core.log_manager import get_log_record_event, has_log_record_event, set_log_record_event
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster._core.remote_origin import (
+    ManagedGrpcPythonEnvCodeLocationOrigin,
+    RemoteJobOrigin,
+    RemoteRepositoryOrigin,
+)
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    REPOSITORY_LABEL_TAG,
+)
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+# The code location `aperture dev` serves (and workspace.yaml names): CLI runs are filed under it.
+LOCATION = "aperture"
+MODULE = "aperture_assets.definitions"
 
 
 def partition_range_tags(first: str, last: str) -> dict[str, str]:
@@ -47,3 +65,21 @@ def in_timezone(schedule: ScheduleDefinition, timezone: str) -> ScheduleDefiniti
         execution_fn=schedule._execution_fn, description=schedule.description, job=schedule.job,
         default_status=schedule.default_status, required_resource_keys=schedule._raw_required_resource_keys,
         target=None, owners=schedule.owners)
+
+
+def _origin(job_name: str) -> RemoteJobOrigin:
+    target = LoadableTargetOrigin(executable_path=sys.executable, module_name=MODULE, working_directory=os.getcwd())
+    location = ManagedGrpcPythonEnvCodeLocationOrigin(target, LOCATION)
+    return RemoteJobOrigin(RemoteRepositoryOrigin(location, "__repository__"), job_name)
+
+
+def origin_tags(job_name: str) -> dict[str, str]:
+    """The repository-label tag an in-process run needs at creation, so the UI files it under its job."""
+    return {REPOSITORY_LABEL_TAG: _origin(job_name).repository_origin.get_label()}
+
+
+def attach_origin(instance: DagsterInstance, run_id: str, job_name: str) -> None:
+    """Record the code-location origin of an in-process run (after it ran), as the daemon's runs carry."""
+    run = instance.get_run_by_id(run_id)
+    if run is not None and run.remote_job_origin is None:
+        instance.run_storage.replace_job_origin(run, _origin(job_name))
