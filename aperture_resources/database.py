@@ -165,17 +165,18 @@ class DatabaseResource(ConfigurableResource):
             yield conn
 
     @contextmanager
-    def exclusive(self, name: str) -> Iterator[None]:
-        """Hold a session advisory lock named `name` for the block, waiting for any other holder: one process
-        at a time across machines (a stage's materialization, creating Dagster's storage tables)."""
-        key = f"aperture:{name}"
+    def exclusive(self, *names: str) -> Iterator[None]:
+        """Hold a session advisory lock for each of `names` for the block, waiting for any other holder: one
+        process at a time across machines (a stage's materialization, or one user's; creating Dagster's storage
+        tables). Locks are taken in sorted order, so holders of overlapping sets wait rather than deadlock."""
         with self.connect() as setup:  # starts the embedded server and migrates, like any other use
             setup.execute("SELECT 1")
         conn = psycopg.connect(self.app_url(), autocommit=True)
         try:
-            conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+            for key in sorted({f"aperture:{name}" for name in names}):
+                conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
             yield
         finally:
-            with suppress(psycopg.Error):  # a lost connection has released the lock already
-                conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+            with suppress(psycopg.Error):  # a lost connection has released the locks already
+                conn.execute("SELECT pg_advisory_unlock_all()")
             conn.close()
