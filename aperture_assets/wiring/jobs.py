@@ -1,7 +1,11 @@
 """How the stages' jobs and schedules are made: one asset job per stage (per-user stages as ONE run over
 all user partitions, a partition-range run; the assets use a single-run backfill policy), each retrying a
-failed step with exponential backoff (errors a user must fix fail at once instead, see stage.py), and
-schedules, which `defs()` puts in APERTURE_TIMEZONE (declaring them reads no environment)."""
+step that failed on a transient error with exponential backoff (anything else fails at once, see stage.py),
+and schedules, which `defs()` puts in APERTURE_TIMEZONE (declaring them reads no environment).
+
+Every schedule and sensor starts RUNNING; the stages' schedules and the sensors that read the media server
+skip their tick with a sentence naming the variable to set while it is not configured, so a fresh install
+shows skipped ticks, not failed ones, and starts working as soon as the server is set."""
 
 from dagster import (
     AssetSelection,
@@ -20,6 +24,8 @@ from dagster import (
 
 from aperture_assets.wiring.dagster_internals import partition_range_tags
 from aperture_assets.wiring.partitions import users_partitions
+from aperture_resources.media_server import MediaServerResource
+from aperture_resources.settings import ConfigError, require_media_server
 
 RETRY = RetryPolicy(max_retries=3, delay=15, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
 STAGE_ASSETS = ("series_catalog", "series_embeddings", "series_watch_history", "series_recommendations",
@@ -34,6 +40,16 @@ def asset_job(name: str, assets: tuple[str, ...], description: str, per_user: bo
                             partitions_def=users_partitions if per_user else None, op_retry_policy=RETRY, tags=tags)
 
 
+def media_server_missing(media_server: MediaServerResource) -> SkipReason | None:
+    """A SkipReason naming the variable to set while the media server is not configured, else None: a tick
+    that needs the server is skipped (grey in the UI), never failed, until the operator sets it."""
+    try:
+        require_media_server(media_server.url, media_server.api_key)
+    except ConfigError as exc:
+        return SkipReason(f"{exc} Skipped until then.")
+    return None
+
+
 def all_users_run(keys: list[str]) -> RunRequest | SkipReason:
     """One run covering every user partition."""
     if not keys:
@@ -42,14 +58,25 @@ def all_users_run(keys: list[str]) -> RunRequest | SkipReason:
 
 
 def cron(job: AssetJob, cron_schedule: str, description: str) -> ScheduleDefinition:
-    return ScheduleDefinition(name=f"{job.name}_schedule", job=job, cron_schedule=cron_schedule,
-                              default_status=DefaultScheduleStatus.RUNNING, description=description)
+    """A schedule of the whole job, skipped while the media server is not configured (aperture has nothing to
+    work on without it)."""
+
+    @schedule(name=f"{job.name}_schedule", job=job, cron_schedule=cron_schedule,
+              default_status=DefaultScheduleStatus.RUNNING, description=description)
+    def when_configured(media_server: MediaServerResource) -> RunRequest | SkipReason:
+        return media_server_missing(media_server) or RunRequest()
+
+    return when_configured
 
 
 def per_user_schedule(job: AssetJob, cron_schedule: str, description: str) -> ScheduleDefinition:
+    """One run over every user partition; skipped while the media server is not configured (each per-user
+    stage reads the server)."""
     @schedule(name=f"{job.name}_schedule", job=job, cron_schedule=cron_schedule,
               default_status=DefaultScheduleStatus.RUNNING, description=description)
-    def every_user(context: ScheduleEvaluationContext):
-        return all_users_run(context.instance.get_dynamic_partitions(users_partitions.name))
+    def every_user(context: ScheduleEvaluationContext, media_server: MediaServerResource
+                   ) -> RunRequest | SkipReason:
+        return media_server_missing(media_server) or all_users_run(
+            context.instance.get_dynamic_partitions(users_partitions.name))
 
     return every_user

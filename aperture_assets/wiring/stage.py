@@ -3,8 +3,10 @@
 - one materialization of a stage at a time across processes: the body holds a PostgreSQL advisory lock
   named after the stage, so a schedule firing during a manual run waits instead of racing on the same
   rows or the same media-server libraries;
-- errors a user must fix are not worth retrying: a ConfigError becomes a Dagster Failure that skips the
-  job's RetryPolicy and shows its one sentence in the UI and the CLI;
+- only transient errors are retried (the job's RetryPolicy): the network, a timeout, the server answering 5xx
+  or 429, the database going away (see `transient`). Anything else fails the same way again, so it becomes a
+  Dagster Failure that skips the retries: a ConfigError shows just its one sentence in the UI and the CLI; a
+  rejected request (4xx), a malformed answer or a bug keeps its cause for the traceback;
 - the UI can't be turned against the host: a run whose config overrides a resource setting that carries a
   secret or chooses where data goes (server URL, keys, library root, database) is refused before any work, so
   the launchpad can't send the API key elsewhere or write outside the library root;
@@ -20,10 +22,13 @@ import weakref
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 
-from dagster import DagsterInstance, Failure
+import httpx
+import psycopg
+from dagster import DagsterInstance, Failure, RetryRequested
 
 from aperture_assets.wiring.log_redaction import redact_logs
 from aperture_assets.wiring.recovery import tag_run
+from aperture_resources.ai.base import TransientError
 from aperture_resources.settings import ConfigError
 
 _pooled: "weakref.WeakSet[DagsterInstance]" = weakref.WeakSet()
@@ -62,6 +67,27 @@ def refuse_locked_overrides(run_config: Mapping) -> None:
                           "where data goes): set the APERTURE_* environment variables instead.")
 
 
+def transient(exc: BaseException) -> bool:
+    """True when `exc`, or an error it was raised from or while handling, is one a later attempt can get past.
+
+    The clients already retry a few times within seconds and then raise their own one-sentence error (a
+    MediaServerError, a ConfigError for a host that never answered) while handling the last low-level one, so
+    the chain is what tells a server that is down (retried, in case it is restarting) from one that answered
+    401, 404 or nonsense (never retried). For PostgreSQL, an OperationalError (no connection, a lost one, a
+    shutdown, a deadlock) is transient; a wrong database URL stops `aperture` and the UI before any run."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, httpx.HTTPStatusError):
+            if exc.response.status_code >= 500 or exc.response.status_code == 429:
+                return True
+        elif isinstance(exc, httpx.TransportError | psycopg.OperationalError | TransientError | ConnectionError
+                        | TimeoutError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def stage_body(fn: Callable) -> Callable:
     """Wrap an asset body whose `database` resource is passed by keyword (as Dagster does)."""
 
@@ -75,7 +101,13 @@ def stage_body(fn: Callable) -> Callable:
             refuse_locked_overrides(context.run.run_config)
             with database.exclusive(fn.__name__) if database is not None else nullcontext():
                 return fn(context, *args, **kwargs)
-        except ConfigError as exc:
-            raise Failure(description=str(exc), allow_retries=False) from None
+        except (Failure, RetryRequested):
+            raise  # the body said whether to retry
+        except Exception as exc:
+            if transient(exc):
+                raise  # the job's RetryPolicy tries again after a pause
+            if isinstance(exc, ConfigError):
+                raise Failure(description=str(exc), allow_retries=False) from None
+            raise Failure(description=str(exc) or type(exc).__name__, allow_retries=False) from exc
 
     return wrapper

@@ -10,6 +10,7 @@ import hashlib
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
 
 from aperture_assets.logic.catalog_rows import select_tv_libraries
+from aperture_assets.wiring.jobs import media_server_missing
 from aperture_assets.wiring.log_redaction import redact_logs
 from aperture_resources.media_server import MediaServerClient, MediaServerResource
 
@@ -37,6 +38,8 @@ def library_fingerprint(client: MediaServerClient, tv_libraries: list[str], pick
 )
 def media_library_changes(context: SensorEvaluationContext, media_server: MediaServerResource):
     redact_logs(context.log)
+    if skip := media_server_missing(media_server):
+        return skip
     with media_server.client() as client:
         fingerprint = library_fingerprint(client, media_server.wanted_libraries(), media_server.picks_root)
     previous = context.cursor

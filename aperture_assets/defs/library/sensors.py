@@ -9,6 +9,7 @@ a user with nothing pending costs nothing but a file check.
 
 from dagster import DefaultSensorStatus, SensorEvaluationContext, SkipReason, sensor
 
+from aperture_assets.wiring.jobs import media_server_missing
 from aperture_assets.wiring.log_redaction import redact_logs
 from aperture_resources.access_store import picks_libraries
 from aperture_resources.database import DatabaseResource
@@ -60,6 +61,8 @@ def finish_pending_placeholders(library: LibraryResource, database: DatabaseReso
 )
 def library_placeholders(context: SensorEvaluationContext, library: LibraryResource, database: DatabaseResource):
     redact_logs(context.log)
+    if skip := media_server_missing(library.media_server):
+        return skip
     totals = finish_pending_placeholders(library, database, context.log)
     if not totals["users"]:
         return SkipReason("no placeholder pending")

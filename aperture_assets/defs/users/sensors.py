@@ -4,6 +4,7 @@ so each tick gives such users an explicit list at once (the same rule the librar
 
 from dagster import DefaultSensorStatus, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
+from aperture_assets.wiring.jobs import media_server_missing
 from aperture_assets.wiring.log_redaction import redact_logs
 from aperture_assets.wiring.partitions import read_users, user_partition_changes, users_partitions
 from aperture_resources.access_store import all_folders_users, record_access
@@ -46,6 +47,8 @@ def media_users_sensor(
     library: LibraryResource,
 ):
     redact_logs(context.log)
+    if skip := media_server_missing(media_server):
+        return skip
     with media_server.client() as client:
         users = read_users(client)  # one read serves both
     added, removed, enabled, changed = user_partition_changes(context.instance, media_server, database, pipeline,
