@@ -22,40 +22,57 @@ from aperture_resources.redaction import redact
 from aperture_resources.settings import ConfigError, load_settings
 
 
-def run_pipeline(selected: Sequence[str] | None = None) -> int:
+def run_pipeline(selected: Sequence[str] | None = None, verbosity: int = 0) -> int:
     """Run the pipeline once through Dagster on the persistent instance, print progress and a summary;
     returns the exit code (1 if a stage failed)."""
+    from aperture_assets.cli.output import QUIET, VERBOSE, StageConsole
     from aperture_assets.cli.run import run_stages, stop_on_signals
     from aperture_assets.definitions import defs
+    from aperture_assets.wiring import progress
     from aperture_assets.wiring.stage import pool_storage_connections
 
-    with open_instance() as instance:
+    out = StageConsole(verbosity, sys.stdout.isatty())
+    level = "DEBUG" if verbosity >= VERBOSE else "CRITICAL" if verbosity <= QUIET else "WARNING"
+    with open_instance() as instance, progress.watching(out):
         recover(instance)
         pool_storage_connections(instance)
-        results = stop_on_signals(
-            lambda: run_stages(defs(), instance, selected, echo=lambda line: print(f"aperture: {line}")), instance)
-    print("\n".join(summary_lines(results)))
+        results = stop_on_signals(lambda: run_stages(defs(), instance, selected, echo=out.say, log_level=level),
+                                  instance)
+    print("\n".join(summary_lines(results, out.metadata)))
     failed = [r for r in results if not r.success]
     if failed:
         print(f"aperture: stage {failed[0].name} failed: {redact(failed[0].error or '')}", file=sys.stderr)
     return 1 if failed else 0
 
 
-def summary_lines(results) -> list[str]:
-    """Stage durations, then one line per enabled user: picks and where their library is."""
+def summary_lines(results, metadata: dict) -> list[str]:
+    """Per stage: result, time, what changed and what did not; then per enabled user: picks, how many are new
+    since their previous run, the top three and their library's folder."""
+    from aperture_assets.cli.output import changes
+    from aperture_assets.cli.run import STAGE_ASSET
     from aperture_resources.catalog_store import catalog_totals
     from aperture_resources.database import DatabaseResource
     from aperture_resources.recommendation_store import user_pick_summaries
+    from aperture_resources.report_store import new_picks, user_states
 
-    lines = ["", "| Stage | Result | Seconds | Dagster run |", "|---|---|---|---|"]
-    lines += [f"| {r.name} | {'ok' if r.success else 'FAILED'} | {r.seconds:.1f} | {r.run_id[:8]} |" for r in results]
+    lines = ["", "| Stage | Result | Seconds | Changed | Unchanged | Dagster run |", "|---|---|---|---|---|---|"]
+    for r in results:
+        changed, unchanged = changes(STAGE_ASSET[r.name], metadata.get(STAGE_ASSET[r.name], {}))
+        lines.append(f"| {r.name} | {'ok' if r.success else 'FAILED'} | {r.seconds:.1f} | {changed} | {unchanged} "
+                     f"| {r.run_id[:8]} |")
     with DatabaseResource(url=os.environ["APERTURE_DATABASE_URL"]).connect() as conn:
         totals = catalog_totals(conn)
         users = user_pick_summaries(conn)
+        states = {u.name: u for u in user_states(conn)}
+        fresh = new_picks(conn)
     lines += ["", f"catalog: {totals.series} series, {totals.episodes} episodes", "",
-              "| User | Picks | Top picks |", "|---|---|---|"]
+              "| User | Picks | New | Top picks | Library folder |", "|---|---|---|---|---|"]
     for u in users:
-        lines.append(f"| {u.name} | {u.picks}{' (cold start)' if u.cold_start else ''} | {u.top_picks or ''} |")
+        state = states.get(u.name)
+        new = fresh.get(state.id) if state else None
+        lines.append(f"| {u.name} | {u.picks}{' (cold start)' if u.cold_start else ''} "
+                     f"| {'' if not u.picks else 'all' if new is None else new} | {u.top_picks or ''} "
+                     f"| {state.library_path if state and state.library_path else ''} |")
     return lines
 
 
@@ -63,7 +80,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings()
     settings.require_media_server()
     prepare_environment(settings)
-    return run_pipeline(args.select)
+    return run_pipeline(args.select, args.verbosity)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -84,7 +101,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         # every demo serves a new sample server: the libraries an earlier demo made went away with its server
         forget_libraries(env["APERTURE_DATABASE_URL"])
         print(f"aperture demo: sample Jellyfin server at {server.url}, data in {settings.data_dir.absolute()}")
-        code = run_pipeline(args.select or (*SPEC_STAGES, "evaluate_recommendations"))
+        code = run_pipeline(args.select or (*SPEC_STAGES, "evaluate_recommendations"), args.verbosity)
         print(f"aperture demo: {server.request_count} requests to the sample server. "
               "See the runs with `.venv/bin/aperture dev`.")
     finally:
@@ -185,34 +202,47 @@ def cmd_user(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from importlib.metadata import version
+
+    from aperture_assets.cli import picks
     from aperture_assets.cli.run import STAGE_NAMES
+    from aperture_assets.cli.user import add_arguments
 
     parser = argparse.ArgumentParser(prog="aperture", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, func, text in (("run", cmd_run, "materialize the whole pipeline once"),
-                             ("demo", cmd_demo, "run the pipeline against the bundled sample server")):
-        command = sub.add_parser(name, help=text)
+    parser.add_argument("--version", action="version", version=f"aperture {version('aperture')}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, func, text in (("run", cmd_run, "run the whole pipeline once, in order, and print a summary"),
+                             ("demo", cmd_demo, "run the pipeline against the bundled sample server (no setup)")):
+        command = sub.add_parser(name, help=text, description=text)
         command.add_argument("--select", nargs="+", metavar="STAGE", choices=STAGE_NAMES,
                              help=f"only these stages, in pipeline order: {', '.join(STAGE_NAMES)} "
                                   "(default: all but evaluate_recommendations, which the demo adds)")
+        loudness = command.add_mutually_exclusive_group()
+        loudness.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1, default=0,
+                              help="also print Dagster's event lines (steps, outputs, materializations)")
+        loudness.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1,
+                              help="print only errors and the final summary (for cron)")
         command.set_defaults(func=func)
-    dev = sub.add_parser("dev", help="start the Dagster UI with the embedded defaults")
-    dev.add_argument("--host", default="127.0.0.1")
-    dev.add_argument("--port", type=int, default=3000)
+    dev = sub.add_parser("dev", help="start the Dagster UI (webserver and daemon) with the embedded defaults",
+                         description="Start the Dagster UI and daemon: materialize, schedules, sensors, backfills.")
+    dev.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    dev.add_argument("--port", type=int, default=3000, help="port to listen on (default: %(default)s)")
     dev.set_defaults(func=cmd_dev)
-    sub.add_parser("doctor", help="check configuration, database and media server").set_defaults(func=cmd_doctor)
-    db = sub.add_parser("db", help="database maintenance")
-    db.add_argument("action", choices=["upgrade", "url", "stop", "forget-libraries"],
-                    help="upgrade: apply migrations; url: print the database URL; stop: stop the embedded "
-                    "PostgreSQL; forget-libraries: forget the picks libraries aperture made (after a server rebuild)")
-    db.set_defaults(func=cmd_db)
-    from aperture_assets.cli.user import add_arguments
-
-    user = sub.add_parser("user", help="a user's own genre and tag exclusions (applied on the next run)",
+    sub.add_parser("doctor", help="check configuration, database, media server, AI provider and library root",
+                   description="Check every setting, then the database, the media server, the AI provider and "
+                   "the library root; say what is wrong and how to fix it.").set_defaults(func=cmd_doctor)
+    picks.add_arguments(sub)
+    user = sub.add_parser("user", help="show or change one user's genre and tag exclusions (applied on the next run)",
                           description="Show or change one user's genre and tag exclusions; several flags apply "
                           "together, and a name the catalog does not know changes nothing.")
     add_arguments(user)
     user.set_defaults(func=cmd_user)
+    db = sub.add_parser("db", help="database maintenance", description="Database maintenance.")
+    db.add_argument("action", choices=["upgrade", "url", "stop", "forget-libraries"],
+                    help="upgrade: apply migrations; url: print the database's connection string (a libpq DSN "
+                    "with its password); stop: stop the embedded PostgreSQL; forget-libraries: forget the picks "
+                    "libraries aperture made (after a server rebuild)")
+    db.set_defaults(func=cmd_db)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""One-shot pipeline runs for the CLI: the spec's jobs in its "Job Order", each a Dagster run recorded
+"""One-shot pipeline runs for the CLI: the stages in order, each a Dagster run recorded
 in the instance (so it shows in the UI), per-user stages as one run over every user partition. Each run names
 this process in its worker tag, so a later command can tell when it was killed (see wiring/recovery.py)."""
 
@@ -20,7 +20,7 @@ from aperture_assets.wiring.jobs import STAGE_ASSETS
 from aperture_assets.wiring.partitions import apply_user_partitions, users_partitions
 from aperture_assets.wiring.recovery import fail_own_runs, run_worker
 
-# The spec's Job Order, plus the quality report right after the picks it evaluates.
+# The stages in order, plus the quality report right after the picks it evaluates.
 STAGES: tuple[tuple[str, bool], ...] = (
     ("sync_series", False),
     ("generate_series_embeddings", False),
@@ -30,6 +30,10 @@ STAGES: tuple[tuple[str, bool], ...] = (
     ("sync_series_libraries", True),
 )
 STAGE_NAMES = tuple(name for name, _ in STAGES)
+STAGE_ASSET = {"sync_series": "series_catalog", "generate_series_embeddings": "series_embeddings",
+               "sync_series_watch_history": "series_watch_history",
+               "generate_series_recommendations": "series_recommendations",
+               "evaluate_recommendations": "recommendation_quality", "sync_series_libraries": "series_library"}
 SPEC_STAGES = tuple(name for name in STAGE_NAMES if name != "evaluate_recommendations")
 
 
@@ -69,25 +73,27 @@ class StageResult:
 
 
 def run_stages(defs: Definitions, instance: DagsterInstance, selected: Sequence[str] | None = None,
-               echo: Callable[[str], None] = print) -> list[StageResult]:
+               echo: Callable[[str], None] = print, log_level: str = "WARNING") -> list[StageResult]:
     """Run the selected stages in order; stops at the first failure (later stages would use stale input).
-    Raises RunInProgressError if another run holds the run lock on the same database."""
+    Dagster's own event lines print from `log_level` up. Raises RunInProgressError if another run holds the
+    run lock on the same database."""
     wanted = ("media_server", "database", "pipeline")
     chosen = {k: v for k, v in (defs.resources or {}).items() if k in wanted}
     with build_resources(chosen) as res, run_lock(res.database.app_url()):  # build_resources resolves EnvVars
         keys = apply_user_partitions(instance, res.media_server, res.database, res.pipeline)
-        return _run_stages(defs, instance, keys, selected, echo)
+        return _run_stages(defs, instance, keys, selected, echo, {"loggers": {"console": {"config": {
+            "log_level": log_level}}}})
 
 
 def _run_stages(defs: Definitions, instance: DagsterInstance, keys: list[str], selected: Sequence[str] | None,
-                echo: Callable[[str], None]) -> list[StageResult]:
+                echo: Callable[[str], None], config: dict) -> list[StageResult]:
     ordered = [k for k in instance.get_dynamic_partitions(users_partitions.name) if k in set(keys)]
     echo(f"users: {len(ordered)} enabled")
     tags = partition_range_tags(ordered[0], ordered[-1]) if ordered else {}
     chosen = [name for name in STAGE_NAMES if name in (selected or SPEC_STAGES)]
     results: list[StageResult] = []
     if ordered and set(SPEC_STAGES) <= set(chosen):  # the whole pipeline: one run saves ~0.5 s of Dagster per stage
-        results = _full_refresh(defs, instance, tags, echo)
+        results = _full_refresh(defs, instance, tags, config)
         chosen = [name for name in chosen if name not in SPEC_STAGES and all(r.success for r in results)]
     for name, partitioned in STAGES:
         if name not in chosen:
@@ -95,40 +101,37 @@ def _run_stages(defs: Definitions, instance: DagsterInstance, keys: list[str], s
         if partitioned and not ordered:
             echo(f"{name}: skipped (no enabled users)")
             continue
-        echo(f"{name}: running ...")
-        result = _execute(defs, name, instance, tags if partitioned else {})
+        result = _execute(defs, name, instance, tags if partitioned else {}, config)
         stats = instance.get_run_stats(result.run_id)
         seconds = (stats.end_time or 0) - (stats.start_time or 0)
-        results.append(_report(StageResult(name, result.success, seconds, result.run_id,
-                                           "" if result.success else failure(result)), echo))
+        results.append(StageResult(name, result.success, seconds, result.run_id,
+                                   "" if result.success else failure(result)))
         if not result.success:
             break
     return results
 
 
-def _full_refresh(defs: Definitions, instance: DagsterInstance, tags: dict, echo: Callable[[str], None]
-                  ) -> list[StageResult]:
-    """The five spec stages as one `full_refresh` run; each stage reported from its step's stats."""
-    echo(f"full_refresh: running {', '.join(SPEC_STAGES)} in one Dagster run ...")
-    result = _execute(defs, "full_refresh", instance, tags)
+def _full_refresh(defs: Definitions, instance: DagsterInstance, tags: dict, config: dict) -> list[StageResult]:
+    """The five stages as one `full_refresh` run; each stage's result taken from its step's stats."""
+    result = _execute(defs, "full_refresh", instance, tags, config)
     steps = {step.step_key: step for step in instance.get_run_step_stats(result.run_id)}
     results = []
     for name, asset in zip(SPEC_STAGES, STAGE_ASSETS, strict=True):
         step = steps.get(asset)
         ok = step_succeeded(step)
         seconds = (step.end_time or 0) - (step.start_time or 0) if step else 0.0
-        results.append(_report(StageResult(name, ok, seconds, result.run_id, "" if ok else failure(result)), echo))
+        results.append(StageResult(name, ok, seconds, result.run_id, "" if ok else failure(result)))
         if not ok:
             break
     return results
 
 
-def _execute(defs: Definitions, job: str, instance: DagsterInstance, tags: Mapping[str, str]
+def _execute(defs: Definitions, job: str, instance: DagsterInstance, tags: Mapping[str, str], config: dict
              ) -> ExecuteInProcessResult:
     run_id = str(uuid.uuid4())
     result = defs.resolve_job_def(job).execute_in_process(
-        instance=instance, run_id=run_id, tags={**tags, **run_worker().tag(run_id), **origin_tags(job)},
-        raise_on_error=False)
+        run_config=config, instance=instance, run_id=run_id,
+        tags={**tags, **run_worker().tag(run_id), **origin_tags(job)}, raise_on_error=False)
     attach_origin(instance, run_id, job)
     return result
 
@@ -184,12 +187,6 @@ def stop_on_signals(work: Callable[[], T], instance: DagsterInstance) -> T:
     return value[0]
 
 
-def _report(stage: StageResult, echo: Callable[[str], None]) -> StageResult:
-    echo(f"{stage.name}: {'done' if stage.success else 'FAILED'} in {stage.seconds:.1f}s"
-         + (f" - {stage.error}" if stage.error else ""))
-    return stage
-
-
 def failure(result) -> str:
     """The user-facing error of a failed run: the innermost cause's message, first line."""
     for event in result.all_events:
@@ -198,5 +195,7 @@ def failure(result) -> str:
             while error is not None and error.cause is not None and error.cls_name.startswith("Dagster"):
                 error = error.cause
             if error is not None:
-                return error.message.strip().splitlines()[0]
+                line = error.message.strip().splitlines()[0]
+                # a Failure's description is the whole message; other errors keep their class name
+                return line.split(": ", 1)[-1] if error.cls_name == "Failure" else line
     return f"run {result.run_id} failed"

@@ -36,6 +36,7 @@ class MediaUser:
     id: str
     name: str
     is_disabled: bool
+    partition_key: str | None
 
 
 @dataclass(frozen=True)
@@ -173,11 +174,12 @@ def resolve(values: Sequence[str], kind: str, known: dict[str, str], problems: l
 
 
 def find_user(conn: psycopg.Connection, name: str) -> MediaUser:
-    """The synced user with this id, else this name (exact case first, then any case)."""
+    """The synced user with this id or partition key, else this name (exact case first, then any case)."""
     with conn.cursor(row_factory=class_row(MediaUser)) as cur:
-        users = cur.execute("SELECT id, name, is_disabled FROM media_users WHERE removed_at IS NULL "
+        users = cur.execute("SELECT id, name, is_disabled, partition_key FROM media_users WHERE removed_at IS NULL "
                             "ORDER BY lower(name), id").fetchall()
-    for matches in ([u for u in users if u.id == name], [u for u in users if u.name == name],
+    for matches in ([u for u in users if u.id == name], [u for u in users if u.partition_key == name],
+                    [u for u in users if u.name == name],
                     [u for u in users if u.name.lower() == name.strip().lower()]):
         if len(matches) == 1:
             return matches[0]

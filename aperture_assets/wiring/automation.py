@@ -1,4 +1,4 @@
-"""How the graph keeps itself current between the spec's schedules (declarative automation); each stage's
+"""How the graph keeps itself current between the schedules (declarative automation); each stage's
 asset names its condition.
 
 - New series reach the catalog (daily sync or the library-change sensor) -> they are embedded at
@@ -7,7 +7,7 @@ asset names its condition.
   are built without waiting for a schedule (NEW_USER).
 - A user's picks change (weekly schedule, new user, manual backfill) -> their library is rebuilt
   right after (FOLLOW_UPSTREAM): "libraries right after recommendations", not a guessed cron offset.
-The schedules stay the spec's cadence; these conditions only add what follows upstream.
+The schedules keep their cadence; these conditions only add what follows upstream.
 """
 
 from dagster import AutomationCondition

@@ -2,7 +2,8 @@
 
 - one materialization of a stage at a time across processes: the body holds a PostgreSQL advisory lock
   named after the stage, so a schedule firing during a manual run waits instead of racing on the same
-  rows or the same media-server libraries;
+  rows or the same media-server libraries; stages that write only each user's own rows lock per user instead
+  (PER_USER_LOCKS), so runs over different users go side by side on different workers;
 - only transient errors are retried (the job's RetryPolicy): the network, a timeout, the server answering 5xx
   or 429, the database going away (see `transient`). Anything else fails the same way again, so it becomes a
   Dagster Failure that skips the retries: a ConfigError shows just its one sentence in the UI and the CLI; a
@@ -26,6 +27,7 @@ import httpx
 import psycopg
 from dagster import DagsterInstance, Failure, RetryRequested
 
+from aperture_assets.wiring import progress
 from aperture_assets.wiring.log_redaction import redact_logs
 from aperture_assets.wiring.recovery import tag_run
 from aperture_resources.ai.base import TransientError
@@ -88,6 +90,17 @@ def transient(exc: BaseException) -> bool:
     return False
 
 
+# The library stage stays one at a time: it rewrites every user's library policy on the server.
+PER_USER_LOCKS = frozenset({"series_watch_history", "series_recommendations"})
+
+
+def lock_names(stage: str, context) -> list[str]:
+    """The advisory locks a stage's body holds: one per user of the run for PER_USER_LOCKS, else the stage's."""
+    if stage in PER_USER_LOCKS and (context.has_partition_key or context.has_partition_key_range):
+        return [f"{stage}:{key}" for key in context.partition_keys]
+    return [stage]
+
+
 def stage_body(fn: Callable) -> Callable:
     """Wrap an asset body whose `database` resource is passed by keyword (as Dagster does)."""
 
@@ -99,7 +112,7 @@ def stage_body(fn: Callable) -> Callable:
         database = kwargs.get("database")
         try:
             refuse_locked_overrides(context.run.run_config)
-            with database.exclusive(fn.__name__) if database is not None else nullcontext():
+            with database.exclusive(*lock_names(fn.__name__, context)) if database is not None else nullcontext():
                 return fn(context, *args, **kwargs)
         except (Failure, RetryRequested):
             raise  # the body said whether to retry
@@ -110,4 +123,4 @@ def stage_body(fn: Callable) -> Callable:
                 raise Failure(description=str(exc), allow_retries=False) from None
             raise Failure(description=str(exc) or type(exc).__name__, allow_retries=False) from exc
 
-    return wrapper
+    return progress.reported(fn.__name__, wrapper)

@@ -8,7 +8,7 @@ alone (at most 2n-1 requests for n texts), and user-fixable errors stop the whol
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 import numpy as np
@@ -21,9 +21,11 @@ REJECTED_BEFORE_GIVING_UP = 5
 
 
 def embed_batches(
-    embedder: AIProvider, texts: Sequence[str], batch_size: int, concurrency: int
+    embedder: AIProvider, texts: Sequence[str], batch_size: int, concurrency: int,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[dict[int, np.ndarray], dict[int, str], int]:
-    """Embed `texts`; returns (vectors by index, failure reason by index, HTTP requests made).
+    """Embed `texts`; returns (vectors by index, failure reason by index, HTTP requests made). `on_progress` hears
+    (batches done, batches) as batches finish.
 
     Raises ConfigError (wrong key, no quota, unknown model, wrong dimensions, unreachable host),
     and ProviderError when the provider rejects every text or fails every request.
@@ -32,12 +34,20 @@ def embed_batches(
     failures: dict[int, str] = {}
     gave_up: list[TransientError] = []
     lock = threading.Lock()
-    requests = 0
+    requests = finished = 0
 
     def count() -> None:
         nonlocal requests
         with lock:
             requests += 1
+
+    def batch(indices: list[int]) -> None:
+        nonlocal finished
+        run(indices)
+        with lock:
+            finished += 1
+            if on_progress is not None:
+                on_progress(finished, len(batches))
 
     def run(indices: list[int]) -> None:
         try:
@@ -66,7 +76,7 @@ def embed_batches(
     batch_size = max(1, batch_size)
     batches = [list(range(start, min(start + batch_size, len(texts)))) for start in range(0, len(texts), batch_size)]
     with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(batches) or 1))) as pool:
-        futures = [pool.submit(run, batch) for batch in batches]
+        futures = [pool.submit(batch, indices) for indices in batches]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         for future in done:
             if future.exception():

@@ -3,5 +3,6 @@
 from aperture_assets.wiring.jobs import asset_job, cron
 
 sync_series = asset_job("sync_series", ("series_catalog",),
-                        "Import series, seasons and episodes from the media server (spec: sync-series).", False)
-sync_series_schedule = cron(sync_series, "0 2 * * *", "Daily at 02:00 (spec: sync-series, daily).")
+                        "Import series, seasons and episodes from the media server's TV libraries.", False)
+sync_series_schedule = cron(sync_series, "0 2 * * *", "Daily at 02:00; the media_library_changes sensor also "
+                                                      "starts it when a TV library changes.")

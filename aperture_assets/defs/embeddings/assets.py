@@ -10,6 +10,7 @@ from dagster import (
 )
 
 from aperture_assets.logic.embedding_text import series_text, text_hash
+from aperture_assets.wiring import progress
 from aperture_assets.wiring.automation import FOLLOW_UPSTREAM
 from aperture_assets.wiring.stage import stage_body
 from aperture_resources.ai import AIProviderResource, embed_batches
@@ -52,7 +53,8 @@ def series_embeddings(
     # Duplicate copies of a show have identical text: embed each distinct text once.
     unique = sorted({hashes[sid]: texts[sid] for sid in pending}.items())
     vectors, failures, requests = embed_batches(
-        embedder, [t for _, t in unique], embedder.batch_size, embedder.concurrency
+        embedder, [t for _, t in unique], embedder.batch_size, embedder.concurrency,
+        lambda done, total: progress.advance("series_embeddings", "batches", done, total),
     )
     by_hash = {unique[i][0]: vec for i, vec in vectors.items()}
     failed_reasons = {unique[i][0]: reason for i, reason in failures.items()}

@@ -4,6 +4,6 @@ from aperture_assets.wiring.jobs import asset_job, cron
 
 generate_series_embeddings = asset_job(
     "generate_series_embeddings", ("series_embeddings",),
-    "Embed new or changed series with the configured AI provider (spec: generate-series-embeddings).", False)
+    "Embed new or changed series with the configured AI provider.", False)
 generate_series_embeddings_schedule = cron(generate_series_embeddings, "0 3 * * *",
-                                           "Daily at 03:00 (spec: generate-series-embeddings, 3 AM).")
+                                           "Daily at 03:00; also right after the catalog changes (automation).")

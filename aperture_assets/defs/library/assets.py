@@ -36,6 +36,7 @@ from dagster import (
 )
 
 from aperture_assets.logic.watch_rows import enabled_user_ids, users_to_drop
+from aperture_assets.wiring import progress
 from aperture_assets.wiring.automation import FOLLOW_UPSTREAM
 from aperture_assets.wiring.partitions import RunUsers, read_users, run_users, users_partitions
 from aperture_assets.wiring.stage import stage_body
@@ -234,6 +235,7 @@ def series_library(
             written, finished = {}, {}
             for user, server in net.map(finish, active):  # independent libraries, a few at a time
                 written[user.user_id], finished[user.user_id] = user, server
+                progress.advance("series_library", "users", len(written), len(active))
                 context.add_asset_metadata(user_metadata(user, found[user.user_id], user.user_id in created, server),
                                            partition_key=run.key(user.user_id))
     # Run totals ("run_" keys: every partition's materialization also carries these).
@@ -242,6 +244,7 @@ def series_library(
         "run_users_removed": len(removed),
         "run_users_held": MetadataValue.json(sorted(held)),
         "run_files_written": sum(u.stats.written for u in written.values()),
+        "run_files_unchanged": sum(u.stats.unchanged for u in written.values()),
         "run_files_removed": sum(u.stats.removed for u in written.values()),
         "run_libraries_created": len(created),
         "run_libraries_moved": len(stale),

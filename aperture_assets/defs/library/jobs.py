@@ -4,4 +4,4 @@ from aperture_assets.wiring.jobs import asset_job
 
 sync_series_libraries = asset_job(
     "sync_series_libraries", ("series_library",),
-    "Write every enabled user's picks library and refresh it on the server (spec: sync-series-libraries).")
+    "Write every enabled user's picks library and refresh it on the server.")

@@ -28,6 +28,7 @@ from aperture_assets.logic.explanations import explain, taste_evidence, template
 from aperture_assets.logic.recommend import REMOVAL_RULES, Catalog, History, Params, Result, Rules, recommend, taste
 from aperture_assets.logic.rules import access_verdicts, user_rules
 from aperture_assets.logic.scoring import Watched
+from aperture_assets.wiring import progress
 from aperture_assets.wiring.automation import NEW_USER
 from aperture_assets.wiring.partitions import read_users, run_users, users_partitions
 from aperture_assets.wiring.stage import stage_body
@@ -172,6 +173,7 @@ def series_recommendations(
             prune_runs(conn, user_id, KEEP_RUNS)
             conn.commit()  # each user's list lands on its own, whatever happens to the next one
             totals["run_users"] += 1
+            progress.advance("series_recommendations", "users", totals["run_users"], len(users.ids))
             totals["run_picks"] += len(picks)
             totals["run_cold_start_users"] += result.cold_start
             totals["run_template_explanations"] += templated

@@ -3,7 +3,7 @@
 Why: Dagster OSS keeps every run and its event log forever (dagster.yaml's `retention` covers schedule and
 sensor ticks only), and the schedules here start about 15 runs a day, each with events for ~50 partitions.
 The newest successful run of each job is always kept, whatever its age, so a job that stopped running still
-shows its last good run; with the spec's schedules every asset partition is materialized again at least
+shows its last good run; with the default schedules every asset partition is materialized again at least
 weekly, well inside the default 30 days, so automation and the UI keep what they read. Runs still queued or
 in progress are never touched. 0 days keeps everything.
 """

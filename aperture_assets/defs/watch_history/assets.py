@@ -57,6 +57,7 @@ from aperture_assets.logic.watch_rows import (
     watch_states,
     watermark,
 )
+from aperture_assets.wiring import progress
 from aperture_assets.wiring.automation import NEW_USER
 from aperture_assets.wiring.partitions import run_users, users_partitions
 from aperture_assets.wiring.stage import stage_body
@@ -292,9 +293,10 @@ def series_watch_history(
     results, failures = [], {}
     with ThreadPoolExecutor(max(1, min(media_server.concurrency, len(user_ids)))) as pool:
         futures = {uid: pool.submit(one, uid) for uid in user_ids}
-        for uid, future in futures.items():
+        for done, (uid, future) in enumerate(futures.items(), start=1):
             try:
                 results.append(future.result())
+                progress.advance("series_watch_history", "users", done, len(user_ids))
             except Exception as exc:  # isolate users: the others' results are committed regardless
                 failures[uid] = str(exc)
                 context.log.error("watch history for user %s failed: %s", uid, exc)
@@ -315,6 +317,7 @@ def run_metadata(results: list[dict], duration: float) -> dict:
         **{f"run_{key}": sum(r[key] for r in results)
            for key in ("episodes_watched", "episodes_in_progress", "unmatched_items", "rows_changed", "requests")},
         "run_incremental_reads": sum(1 for r in results if r["read"] == "incremental"),
+        "run_users_unchanged": sum(1 for r in results if not r["rows_changed"]),
         "run_duration_seconds": round(duration, 3),
     }
 

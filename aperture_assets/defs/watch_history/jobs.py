@@ -3,7 +3,7 @@
 from aperture_assets.wiring.jobs import asset_job, per_user_schedule
 
 sync_series_watch_history = asset_job("sync_series_watch_history", ("series_watch_history",),
-                                      "Import what every enabled user watched (spec: sync-series-watch-history).")
+                                      "Import what every enabled user watched.")
 sync_series_watch_history_schedule = per_user_schedule(
     sync_series_watch_history, "0 */2 * * *",
-    "Every 2 hours, one run over all users (spec: sync-series-watch-history).")
+    "Every 2 hours, one run over all users.")
