@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
 
 LIBRARY_COLUMNS = ("id", "name", "collection_type", "locations", "guid")
 SERIES_COLUMNS = (
@@ -72,52 +74,117 @@ def active_series_by_library(conn: psycopg.Connection) -> dict[str, int]:
     return dict(rows.fetchall())
 
 
+class CatalogStage:
+    """Catalog rows staged as pages arrive (COPY into temporary tables that live until the transaction ends),
+    so a full read never holds the library in Python; `sync` then upserts one table set-based. Each row carries
+    the number of the read it came from: a read that repeats an id lost another item (an unstable sort order),
+    and across reads the first copy wins."""
+
+    def __init__(self, conn: psycopg.Connection, tables: Sequence[str]) -> None:
+        self.conn = conn
+        self.staged = dict.fromkeys(tables, 0)
+        for table in tables:
+            stage = sql.Identifier(f"stage_{table}")
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(stage))
+            conn.execute(sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS, read_no int NOT NULL) "
+                                 "ON COMMIT DROP").format(stage, sql.Identifier(table)))
+
+    def write(self, table: str, read_no: int, rows: Sequence[tuple]) -> None:
+        """Stage rows (tuples in TABLE_COLUMNS order) of one read."""
+        if not rows:
+            return
+        cols = sql.SQL(", ").join(map(sql.Identifier, (*TABLE_COLUMNS[table], "read_no")))
+        copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(f"stage_{table}"), cols)
+        with self.conn.cursor().copy(copy_sql) as copy:
+            for row in rows:
+                copy.write_row((*row, read_no))
+        self.staged[table] += len(rows)
+
+    def repeating_reads(self, table: str) -> list[int]:
+        """Reads that staged some id twice."""
+        return [r for (r,) in self.conn.execute(sql.SQL(
+            "SELECT read_no FROM {} GROUP BY read_no HAVING count(*) <> count(DISTINCT id) ORDER BY 1"
+        ).format(sql.Identifier(f"stage_{table}")))]
+
+    def sync(self, table: str, *, mark_removed: bool) -> SyncCounts:
+        """Upsert the staged rows into `table`, writing only rows that differ; optionally mark absent ids removed."""
+        columns = TABLE_COLUMNS[table]
+        stage = sql.Identifier(f"stage_{table}")
+        target = sql.Identifier(table)
+        cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+        first_copies = sql.SQL("SELECT DISTINCT ON (id) {cols} FROM {s} ORDER BY id, read_no").format(
+            cols=cols, s=stage)
+        restored = self.conn.execute(
+            sql.SQL("SELECT count(DISTINCT id) FROM {t} JOIN {s} USING (id) WHERE {t}.removed_at IS NOT NULL").format(
+                t=target, s=stage)
+        ).fetchone()[0]
+        data_cols = [c for c in columns if c != "id"]
+        assignments = sql.SQL(", ").join(
+            sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in data_cols
+        )
+        current = sql.SQL(", ").join(sql.SQL("{t}.{c}").format(t=target, c=sql.Identifier(c)) for c in data_cols)
+        incoming = sql.SQL(", ").join(sql.SQL("EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in data_cols)
+        upserted = self.conn.execute(
+            sql.SQL(
+                "INSERT INTO {t} ({cols}) {first} "
+                "ON CONFLICT (id) DO UPDATE SET {assign}, removed_at = NULL, updated_at = now() "
+                "WHERE ({current}, {t}.removed_at IS NULL) IS DISTINCT FROM ({incoming}, true) "
+                "RETURNING (xmax = 0)"
+            ).format(t=target, cols=cols, first=first_copies, assign=assignments, current=current,
+                     incoming=incoming)
+        ).fetchall()
+        new = sum(1 for (inserted,) in upserted if inserted)
+        removed = 0
+        if mark_removed:
+            removed = self.conn.execute(
+                sql.SQL(
+                    "UPDATE {t} SET removed_at = now() WHERE removed_at IS NULL "
+                    "AND NOT EXISTS (SELECT 1 FROM {s} WHERE {s}.id = {t}.id)"
+                ).format(t=target, s=stage)
+            ).rowcount
+        distinct = self.conn.execute(sql.SQL("SELECT count(DISTINCT id) FROM {}").format(stage)).fetchone()[0]
+        touched = len(upserted)
+        return SyncCounts(new=new, updated=touched - new - restored, restored=restored, removed=removed,
+                          unchanged=distinct - touched)
+
+
 def sync_table(conn: psycopg.Connection, table: str, rows: Sequence[tuple], *, mark_removed: bool) -> SyncCounts:
     """Upsert `rows` (tuples in TABLE_COLUMNS order) into `table`; optionally mark absent ids removed."""
-    columns = TABLE_COLUMNS[table]
-    stage = sql.Identifier(f"stage_{table}")
-    target = sql.Identifier(table)
-    cols = sql.SQL(", ").join(map(sql.Identifier, columns))
-    conn.execute(sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(stage, target))
-    with conn.cursor().copy(sql.SQL("COPY {} ({}) FROM STDIN").format(stage, cols)) as copy:
-        for row in rows:
-            copy.write_row(row)
+    stage = CatalogStage(conn, [table])
+    stage.write(table, 0, rows)
+    return stage.sync(table, mark_removed=mark_removed)
 
-    restored = conn.execute(
-        sql.SQL("SELECT count(*) FROM {t} JOIN {s} USING (id) WHERE {t}.removed_at IS NOT NULL").format(
-            t=target, s=stage)
-    ).fetchone()[0]
-    data_cols = [c for c in columns if c != "id"]
-    assignments = sql.SQL(", ").join(
-        sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in data_cols
-    )
-    current = sql.SQL(", ").join(sql.SQL("{t}.{c}").format(t=target, c=sql.Identifier(c)) for c in data_cols)
-    incoming = sql.SQL(", ").join(sql.SQL("EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in data_cols)
-    upserted = conn.execute(
-        sql.SQL(
-            "INSERT INTO {t} ({cols}) SELECT {cols} FROM {s} "
-            "ON CONFLICT (id) DO UPDATE SET {assign}, removed_at = NULL, updated_at = now() "
-            "WHERE ({current}, {t}.removed_at IS NULL) IS DISTINCT FROM ({incoming}, true) "
-            "RETURNING (xmax = 0)"
-        ).format(t=target, s=stage, cols=cols, assign=assignments, current=current, incoming=incoming)
-    ).fetchall()
-    new = sum(1 for (inserted,) in upserted if inserted)
-    removed = 0
-    if mark_removed:
-        removed = conn.execute(
-            sql.SQL(
-                "UPDATE {t} SET removed_at = now() WHERE removed_at IS NULL "
-                "AND NOT EXISTS (SELECT 1 FROM {s} WHERE {s}.id = {t}.id)"
-            ).format(t=target, s=stage)
-        ).rowcount
-    touched = len(upserted)
-    return SyncCounts(
-        new=new,
-        updated=touched - new - restored,
-        restored=restored,
-        removed=removed,
-        unchanged=len(rows) - touched,
-    )
+
+@dataclass(frozen=True)
+class CatalogRead:
+    """What the last complete read of one library saw: the server's counts by item type ("Series", "Season",
+    "Episode"), when that read started and when the last full read was."""
+
+    library_id: str
+    totals: dict
+    read_started_at: datetime
+    full_read_at: datetime
+
+
+def load_catalog_reads(conn: psycopg.Connection) -> dict[str, CatalogRead]:
+    with conn.cursor(row_factory=class_row(CatalogRead)) as cur:
+        rows = cur.execute("SELECT library_id, totals, read_started_at, full_read_at FROM catalog_reads").fetchall()
+    return {r.library_id: r for r in rows}
+
+
+def save_catalog_reads(conn: psycopg.Connection, reads: Sequence[CatalogRead]) -> None:
+    """Replace the stored reads (an empty list forgets them all: the next sync reads in full)."""
+    conn.execute("DELETE FROM catalog_reads")
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO catalog_reads (library_id, totals, read_started_at, full_read_at) "
+                        "VALUES (%s, %s, %s, %s)",
+                        [(r.library_id, Jsonb(r.totals), r.read_started_at, r.full_read_at) for r in reads])
+
+
+def active_ids(conn: psycopg.Connection, table: str, ids: Sequence[str]) -> set[str]:
+    """Which of `ids` are active (not removed) rows of `table`."""
+    query = sql.SQL("SELECT id FROM {} WHERE id = ANY(%s) AND removed_at IS NULL").format(sql.Identifier(table))
+    return {r[0] for r in conn.execute(query, (list(ids),))}
 
 
 def active_count(conn: psycopg.Connection, table: str) -> int:

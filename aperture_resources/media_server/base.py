@@ -21,7 +21,8 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -336,35 +337,55 @@ class MediaServerClient(ABC):
         total = payload.get("TotalRecordCount")
         return items, total if isinstance(total, int) else None
 
-    def fetch_all(self, path: str, params: dict[str, Any]) -> list[dict]:
-        """Every item of a paged query, pages fetched `concurrency` at a time, checked complete."""
+    def iter_pages(self, path: str, params: dict[str, Any], lookahead: int | None = None
+                   ) -> Iterator[tuple[list[dict], int | None]]:
+        """(page, the server's TotalRecordCount) for every page of a paged query, in order, `lookahead` pages
+        (default: `concurrency`) fetched ahead, so memory holds a few pages, never the whole list.
+
+        The read is checked as it goes (every page but the last is full, no more items than the count, the
+        count reached) and raises IncompleteReadError after the pages already yielded: a caller must act on
+        them only once the iterator is exhausted. Items repeated across pages (an unstable sort order) are the
+        caller's to check (`fetch_all` does, the catalog does it in the database)."""
         size = self.page_size
         params = {**params, **self.count_params()}
         first, total = self._page(path, params, 0, size)
-        if len(first) < size:
-            pages = [first]
-        elif total is not None:
-            starts = range(size, total, size)
+        seen = len(first)
+        yield first, total
+        if len(first) == size and total is not None:
+            starts = list(range(size, total, size))
             with ThreadPoolExecutor(self.concurrency) as pool:
-                rest = list(pool.map(lambda s: self._page(path, params, s, size)[0], starts))
-            pages = [first, *rest]
+                ahead = max(1, lookahead or self.concurrency)
+                pending = deque(pool.submit(self._page, path, params, s, size) for s in starts[:ahead])
+                for i in range(len(starts)):
+                    page, _ = pending.popleft().result()
+                    if i + ahead < len(starts):
+                        pending.append(pool.submit(self._page, path, params, starts[i + ahead], size))
+                    if len(page) != size and i < len(starts) - 1:
+                        raise self._incomplete(path, seen + len(page), total)
+                    seen += len(page)
+                    yield page, total
             tail, _ = self._page(path, params, total, size) if total % size == 0 else ([], None)
             if tail:
                 raise self._error(f"{self.kind} server has more items than its TotalRecordCount ({total}) for "
                                   f"GET {self.prefix}{path}; the library changed during the read.",
                                   IncompleteReadError)
-        else:
-            pages, start, page = [first], size, first
+        elif len(first) == size:  # no count: read on until a short page
+            start, page = size, first
             while len(page) == size:
                 page, _ = self._page(path, params, start, size)
-                pages.append(page)
+                seen += len(page)
                 start += size
-        items = [item for page in pages for item in page]
-        short_pages = [i for i, page in enumerate(pages[:-1]) if len(page) != size]
-        if (total is not None and len(items) != total) or short_pages:
-            raise self._error(
-                f"{self.kind} server returned {len(items)} items for GET {self.prefix}{path} but reported "
-                f"{total}; nothing was changed.", IncompleteReadError)
+                yield page, total
+        if total is not None and seen != total:
+            raise self._incomplete(path, seen, total)
+
+    def _incomplete(self, path: str, seen: int, total: int | None) -> Exception:
+        return self._error(f"{self.kind} server returned {seen} items for GET {self.prefix}{path} but reported "
+                           f"{total}; nothing was changed.", IncompleteReadError)
+
+    def fetch_all(self, path: str, params: dict[str, Any]) -> list[dict]:
+        """Every item of a paged query, pages fetched `concurrency` at a time, checked complete."""
+        items = [item for page, _ in self.iter_pages(path, params) for item in page]
         ids = [str(item["Id"]) for item in items if item.get("Id") is not None]
         if len(set(ids)) != len(ids):  # an unstable sort order repeated an item, so another was never sent
             raise self._error(
@@ -379,7 +400,11 @@ class MediaServerClient(ABC):
 
     def items(self, item_type: str, parent_id: str, fields: Iterable[str], **extra: Any) -> list[dict]:
         """All items of one type under a library (admin view, no user data)."""
-        params = self.query(
+        return self.fetch_all("/Items", self.items_params(item_type, parent_id, fields, **extra))
+
+    def items_params(self, item_type: str, parent_id: str, fields: Iterable[str], **extra: Any) -> dict[str, Any]:
+        """The query of `items` (for `iter_pages`, or a count with limit 1)."""
+        return self.query(
             parentId=parent_id,
             includeItemTypes=[item_type],
             recursive=True,
@@ -389,7 +414,6 @@ class MediaServerClient(ABC):
             enableImages=True,
             **extra,
         )
-        return self.fetch_all("/Items", params)
 
     def episodes(self, parent_id: str, fields: Iterable[str]) -> list[dict]:
         """Real episodes under a library, without "missing episode" placeholders (LocationType Virtual):

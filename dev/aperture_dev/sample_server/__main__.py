@@ -7,6 +7,7 @@ process, as a real server would be, and read its request counter from GET /_samp
 """
 
 import argparse
+import gc
 import signal
 import sys
 import threading
@@ -29,6 +30,7 @@ def main() -> None:
     parser.add_argument("--synthetic", metavar="SERIES,EPISODES,USERS",
                         help="serve a generated library instead of the bundled one, e.g. 2000,100000,50")
     args = parser.parse_args()
+    gc.disable()  # building a million objects would trigger many full collections for nothing
     if args.synthetic:
         series, episodes, users = (int(x) for x in args.synthetic.split(","))
         data = synthetic.generate(n_series=series, n_episodes=episodes, n_users=users)
@@ -39,6 +41,8 @@ def main() -> None:
                               latency_ms=args.latency_ms)
     except ValueError as exc:
         parser.error(str(exc))
+    gc.freeze()  # a million long-lived items: a full collection would stall requests for seconds at a time
+    gc.enable()
     server.start(args.host, args.port)
     print(f"sample {server.mode} {server.version} server at {server.url} (API key {args.api_key!r})", flush=True)
     stop = threading.Event()

@@ -93,9 +93,9 @@ def sort_name(name: str) -> str:
     return lowered
 
 
-@dataclass
+@dataclass(slots=True)
 class Item:
-    """One Series, Season or Episode copy in one library."""
+    """One Series, Season or Episode copy in one library (slotted: a 10x library holds a million)."""
 
     id: str
     type: str
@@ -115,7 +115,7 @@ class Item:
         return out
 
 
-@dataclass
+@dataclass(slots=True)
 class UserData:
     played: bool = False
     play_count: int = 0
@@ -152,6 +152,9 @@ class LibraryState:
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1000))
     _cache: dict = field(default_factory=dict)
     _by_library: dict[str, dict[str, Item]] | None = None
+    # When items last changed. `minDateLastSaved` compares it, not a per-item date: after any change every item
+    # counts as saved again, a coarse but never-missing stand-in for the real servers' DateLastSaved.
+    items_saved_at: datetime = datetime(2025, 1, 1, tzinfo=UTC)
 
     def bump(self, items: bool = True) -> None:
         """Invalidate cached query results after any change (and the library index unless only user data
@@ -160,6 +163,7 @@ class LibraryState:
         self._cache.clear()
         if items:
             self._by_library = None
+            self.items_saved_at = datetime.now(UTC)
 
     def library_items(self, library_id: str) -> dict[str, Item]:
         """The library's items by id, from an index kept until the items change (a real server has one)."""
@@ -364,6 +368,8 @@ class LibraryState:
         if flt.special_season is not None and self.has_special_season_filter:
             found = [i for i in found if (i.type == "Season" and i.base.get("IndexNumber") == 0)
                      == flt.special_season]
+        if flt.min_saved is not None and self.items_saved_at < flt.min_saved:
+            found = []
         if flt.exclude_virtual:
             found = [i for i in found if i.base.get("LocationType") != "Virtual"]
         if user_id and flt.is_played is not None:
@@ -390,6 +396,7 @@ class LibraryState:
             del self.items[item_id]
         self.items.update(found)
         self.bump(items=False)
+        self.items_saved_at = datetime.now(UTC)
         if self._by_library is not None:
             self._by_library[library_id] = dict(found)
 
@@ -399,9 +406,9 @@ class LibraryState:
     def resume(self, user_id: str, types: set[str]) -> list[Item]:
         """In-progress items (a playback position, not played), most recent first."""
         out = []
-        for (uid, item_id), data in self.user_data.items():
+        for item_id, data in self.by_user(user_id).items():  # the user's own data, not every user's
             item = self.items.get(item_id)
-            if uid != user_id or item is None or not self.may_see(user_id, item):
+            if item is None or not self.may_see(user_id, item):
                 continue
             if data.position_ticks > 0 and not data.played and (not types or item.type.lower() in types):
                 out.append((data.last_played or datetime(1970, 1, 1, tzinfo=UTC), item))

@@ -592,6 +592,7 @@ class ItemFilter:
     descending: bool
     filters: frozenset[str] = frozenset()  # ItemFilter names, lowercased: Jellyfin `filters`, Emby `Filters`
     special_season: bool | None = None  # Emby 4.9 `IsSpecialSeason` (applied only where the flavour has it)
+    min_saved: datetime | None = None  # `minDateLastSaved`: items saved at or after this time
 
     @property
     def needs_user_data(self) -> bool:
@@ -614,4 +615,16 @@ class ItemFilter:
             descending=(query.get("sortOrder") or "").lower().startswith("desc"),
             filters=frozenset(f.strip().lower() for f in query.list("filters")),
             special_season=query.bool("IsSpecialSeason"),
+            min_saved=_parse_date(query.get("minDateLastSaved")),
         )
+
+
+def _parse_date(value: str | None) -> datetime | None:
+    """An ISO 8601 date-time parameter (naive = UTC); 400 if unparsable, as the real servers answer."""
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise HTTPError(400, f"not a date: {value!r}") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
