@@ -152,18 +152,28 @@ class LibraryState:
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1000))
     _cache: dict = field(default_factory=dict)
     _by_library: dict[str, dict[str, Item]] | None = None
-    # When items last changed. `minDateLastSaved` compares it, not a per-item date: after any change every item
-    # counts as saved again, a coarse but never-missing stand-in for the real servers' DateLastSaved.
+    # When items last changed, anywhere or in one library. `minDateLastSaved` compares these, not a per-item
+    # date: after a change every item (of that library) counts as saved again, a coarse but never-missing
+    # stand-in for the real servers' DateLastSaved.
     items_saved_at: datetime = datetime(2025, 1, 1, tzinfo=UTC)
+    library_saved_at: dict[str, datetime] = field(default_factory=dict)
 
-    def bump(self, items: bool = True) -> None:
+    def bump(self, items: bool = True, library_id: str | None = None) -> None:
         """Invalidate cached query results after any change (and the library index unless only user data
-        changed: marking 600 placeholders played must not re-index 130,000 items each time)."""
+        changed: marking 600 placeholders played must not re-index 130,000 items each time). A change confined
+        to one library names it."""
         self.generation += 1
         self._cache.clear()
         if items:
             self._by_library = None
-            self.items_saved_at = datetime.now(UTC)
+            if library_id:
+                self.library_saved_at[library_id] = datetime.now(UTC)
+            else:
+                self.items_saved_at = datetime.now(UTC)
+
+    def saved_at(self, item: Item) -> datetime:
+        """When the item last counted as saved (see items_saved_at)."""
+        return max(self.items_saved_at, self.library_saved_at.get(item.library_id, self.items_saved_at))
 
     def library_items(self, library_id: str) -> dict[str, Item]:
         """The library's items by id, from an index kept until the items change (a real server has one)."""
@@ -368,8 +378,8 @@ class LibraryState:
         if flt.special_season is not None and self.has_special_season_filter:
             found = [i for i in found if (i.type == "Season" and i.base.get("IndexNumber") == 0)
                      == flt.special_season]
-        if flt.min_saved is not None and self.items_saved_at < flt.min_saved:
-            found = []
+        if flt.min_saved is not None:
+            found = [i for i in found if self.saved_at(i) >= flt.min_saved]
         if flt.exclude_virtual:
             found = [i for i in found if i.base.get("LocationType") != "Virtual"]
         if user_id and flt.is_played is not None:
@@ -396,7 +406,7 @@ class LibraryState:
             del self.items[item_id]
         self.items.update(found)
         self.bump(items=False)
-        self.items_saved_at = datetime.now(UTC)
+        self.library_saved_at[library_id] = datetime.now(UTC)
         if self._by_library is not None:
             self._by_library[library_id] = dict(found)
 
@@ -439,7 +449,7 @@ class LibraryState:
         if self.mode == "emby":
             folder |= {"Id": item_id, "Guid": hashlib.md5(f"guid/{final}/{item_id}".encode()).hexdigest()}
         self.folders.append(folder)
-        self.bump()
+        self.bump(library_id=item_id)
         return folder
 
     def delete_folder(self, name_or_id: str) -> bool:
@@ -449,7 +459,7 @@ class LibraryState:
         self.folders.remove(folder)
         for item_id in list(self.library_items(folder["ItemId"])):
             del self.items[item_id]
-        self.bump()
+        self.bump(library_id=folder["ItemId"])
         return True
 
     def refresh(self, item_id: str) -> bool:

@@ -163,6 +163,7 @@ class SampleServer:
         self.prefix = "/emby" if mode == "emby" else ""
         self.requests: list[Recorded] = []
         self.request_count = 0
+        self.request_times: list[float] = []  # wall-clock time of each media API request (GET /_sample/requests)
         self._faults: list[list] = []  # [path prefix, status, remaining]
         self.faults = faults
         self._lock = threading.Lock()
@@ -212,6 +213,7 @@ class SampleServer:
     def reset_counters(self) -> None:
         with self._lock:
             self.request_count = 0
+            self.request_times.clear()
             self.requests.clear()
 
     def _fault_for(self, path: str) -> tuple[int, Any] | None:
@@ -260,6 +262,7 @@ class SampleServer:
             return Response(json.dumps(payload)[:40], status_code=200, media_type="application/json")
         with self._lock:
             self.request_count += 1
+            self.request_times.append(time.time())
             if self.record:
                 self.requests.append(Recorded(request.method, path, raw_path, pairs, body, status, payload))
         if isinstance(payload, bytes):
@@ -274,6 +277,8 @@ class SampleServer:
     def _control(self, method: str, path: str) -> Response:
         if path == "/_sample/stats" and method == "GET":
             return Response(json.dumps({"requests": self.request_count}), media_type="application/json")
+        if path == "/_sample/requests" and method == "GET":  # benchmarks count requests per stage by time
+            return Response(json.dumps({"times": self.request_times}), media_type="application/json")
         if path == "/_sample/reset" and method == "POST":
             self.reset_counters()
             return Response(status_code=204)
