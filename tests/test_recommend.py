@@ -1,12 +1,15 @@
 """Pure ranking logic on small hand-made catalogs: the exclusion table, multi-taste users, cold start,
 evidence, baselines and metrics."""
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from aperture_assets.logic.collaborative import ease
 from aperture_assets.logic.explanations import explain, parse, template
 from aperture_assets.logic.recommend import (
+    SHOWN_COMPONENTS,
     Catalog,
     History,
     Params,
@@ -15,7 +18,7 @@ from aperture_assets.logic.recommend import (
     ranking_metrics,
     recommend,
 )
-from aperture_assets.logic.scoring import Watched
+from aperture_assets.logic.scoring import Watched, Weights
 
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
 
@@ -67,13 +70,45 @@ def test_a_user_with_two_tastes_gets_picks_from_both():
     assert first.evidence[0]["name"] in {"Crime0", "Crime1", "Nature0", "Nature1"}
 
 
-def test_collaborative_signal_lifts_what_similar_users_watched():
-    history = [seen("crime0", "completed")]
-    others = {"twin": {"crime0": 1.0, "kids5": 3.0}, "stranger": {"nature3": 1.0}}
-    with_others = [p.show for p in recommend(WORLD, history, others, NOW, Params(count=6)).picks]
+def test_collaborative_signal_lifts_what_similar_users_watched_and_names_why():
+    history = [seen("crime0", "completed"), seen("nature0", "completed")]
+    tastes = {"me": {"crime0": 1.0, "nature0": 1.0}, "twin": {"crime0": 1.0, "nature0": 1.0, "kids5": 3.0},
+              "twin2": {"crime0": 1.0, "kids5": 1.0}, "stranger": {"nature3": 1.0, "kids4": 1.0}}
+    model = ease(tastes, lam=1.0)
+    with_others = recommend(WORLD, history, model.signal("me"), NOW, Params(count=6))
     alone = [p.show for p in recommend(WORLD, history, {}, NOW, Params(count=6)).picks]
-    assert "kids5" in with_others and "kids5" not in alone
-    assert "nature3" not in with_others
+    shows = [p.show for p in with_others.picks]
+    assert "kids5" in shows and "kids5" not in alone
+    assert "kids4" not in shows  # only a stranger watched it
+    kids5 = next(p for p in with_others.picks if p.show == "kids5")
+    assert kids5.components["collaborative"] > 0
+    drivers = [e for e in kids5.evidence if "collaborative" in e["source"]]
+    assert drivers and drivers[0]["name"] == "Crime0"  # both co-watchers of kids5 watched crime0
+    assert all(e["co_watch_weight"] > 0 for e in drivers)
+
+
+def test_components_add_up_to_the_score_and_mmr_reorders_are_marked():
+    history = [seen("crime0", "completed"), seen("crime1", "completed"), seen("nature0", "completed")]
+    params = Params(count=8, mmr_lambda=0.5)
+    picks = recommend(WORLD, history, {"kids3": 1.0, "crime5": 0.5}, NOW, params).picks
+    for p in picks:
+        total = sum(p.components[name] for name in SHOWN_COMPONENTS if name != "negative") - p.components["negative"]
+        assert abs(total - p.score) < 1e-3, p
+    assert any(later.score > earlier.score for earlier, later in itertools.pairwise(picks))
+    for earlier, later in itertools.pairwise(picks):
+        if later.score > earlier.score:  # MMR held it back for resembling a pick above it
+            assert later.components["mmr_similarity"] > earlier.components["mmr_similarity"]
+    plain = recommend(WORLD, history, {"kids3": 1.0, "crime5": 0.5}, NOW, Params(count=8, mmr_lambda=1.0)).picks
+    assert [p.score for p in plain] == sorted((p.score for p in plain), reverse=True)
+
+
+def test_weights_change_the_ranking_and_are_stored_with_the_parameters():
+    history = [seen("crime0", "completed")]
+    popular_heavy = Params(count=3, weights=Weights(content=0.1, collaborative=0.0, popularity=1.0, rating=0.0))
+    content_heavy = Params(count=3, weights=Weights(content=1.0, collaborative=0.0, popularity=0.0, rating=0.0))
+    assert [p.show for p in recommend(WORLD, history, {}, NOW, popular_heavy).picks][:2] == ["kids0", "kids1"]
+    assert all(p.show.startswith("crime") for p in recommend(WORLD, history, {}, NOW, content_heavy).picks)
+    assert popular_heavy.as_dict()["weights"]["popularity"] == 1.0
 
 
 def test_cold_start_is_popular_then_rated_and_marked():

@@ -109,7 +109,12 @@ def test_every_run_is_stored_and_old_runs_are_pruned(world):
                             (world.ids["alice"],)).fetchone()[0]
         params = conn.execute("SELECT parameters FROM recommendation_runs ORDER BY id DESC LIMIT 1").fetchone()[0]
     assert runs == 5
-    assert params["count"] == 12 and "weights" in params
+    assert params["count"] == 12 and set(params["weights"]) == {"content", "collaborative", "popularity", "rating"}
+    tuning = params["tuning"]  # the run keeps the settings it chose for this server and how they scored
+    assert tuning["reason"] == "tuned" and tuning["validation_users"] >= 5
+    assert tuning["chosen"]["content"] == params["weights"]["content"]
+    assert tuning["chosen"]["mmr_lambda"] == params["mmr_lambda"]
+    assert tuning["validation_ndcg"] >= tuning["default_ndcg"]
 
 
 def test_metadata_shows_the_ranked_list_per_user(world):
@@ -119,6 +124,17 @@ def test_metadata_shows_the_ranked_list_per_user(world):
     alice = by_partition[world.ids["alice"]]
     assert "| 1 |" in alice["ranked"].value
     assert alice["excluded_completed"].value >= 3 and alice["excluded_in_progress"].value >= 2
+    keys = [k for k in alice if k.startswith("pick ")]
+    assert keys == [f"pick {i:02d}" for i in range(1, 13)]  # one visible entry per pick, in rank order
+    picks = latest(world, "alice")
+    for key, pick in zip(keys, picks, strict=True):
+        line = alice[key].value
+        assert line.startswith(f"{pick[1]} — score ") and "content " in line and "collaborative " in line
+        assert "because you watched " in line
+    assert "MMR" in alice["order"].value
+    run = result.get_asset_materialization_events()[-1].materialization.metadata
+    assert run["tuning"].value.startswith("tuned") and run["tuning_validation_users"].value >= 5
+    assert run["collaborative_seconds"].value < 5
 
 
 def test_explanations_come_from_the_chat_model_and_fall_back_on_failure(world):
@@ -151,3 +167,11 @@ def test_quality_beats_both_baselines_on_the_sample_data(world):
     assert m["aperture_ndcg"] > m["popular_ndcg"]
     assert m["aperture_ndcg"] > m["prior_tool_ndcg"]
     assert m["aperture_hit_rate"] >= max(m["popular_hit_rate"], m["prior_tool_hit_rate"])
+    for method in ("aperture_default", "ease", "item_knn"):  # every method in the same run
+        assert 0.0 <= m[f"{method}_ndcg"] <= 1.0 and f"ndcg_ratio_vs_{method}" in m
+    assert "EASE alone" in m["table"] and "item-kNN alone" in m["table"]
+    chart = m["ndcg_chart"].splitlines()
+    longest = max(chart, key=lambda line: line.count("█"))
+    best = max(("aperture", "aperture_default", "popular", "prior_tool", "ease", "item_knn"),
+               key=lambda method: m[f"{method}_ndcg"])
+    assert longest.endswith(f"{m[f'{best}_ndcg']:.3f}")  # the longest bar is the best method

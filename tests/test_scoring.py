@@ -6,11 +6,9 @@ import numpy as np
 
 from aperture_assets.logic.scoring import (
     Watched,
-    blend,
-    collaborative_scores,
     content_scores,
     mmr,
-    rating_prior,
+    popularity_prior,
     taste_weight,
 )
 
@@ -44,20 +42,18 @@ def test_two_tastes_both_pull_their_neighbours_up():
     assert scores[0] > scores[2] and scores[1] > scores[2]
 
 
-def test_collaborative_scores_follow_similar_users():
-    me = {"a": 1.0, "b": 1.0}
-    others = {"twin": {"a": 1.0, "b": 1.0, "c": 2.0}, "stranger": {"x": 1.0, "d": 5.0}}
-    scores = collaborative_scores(me, others, ["c", "d", "e"])
-    assert scores.tolist() == [1.0, 0.0, 0.0]
-    assert collaborative_scores(me, {}, ["c"]).tolist() == [0.0]
-
-
-def test_blend_moves_collaborative_weight_to_content_when_absent():
-    content, rating = np.array([0.5, 0.2]), rating_prior([9.0, None])
-    assert np.allclose(blend(content, np.zeros(2), rating), 0.9 * content + 0.1 * rating)
+def test_popularity_prior_is_log_scaled_to_the_most_watched():
+    prior = popularity_prior(np.array([0.0, 1.0, 3.0, 15.0]))
+    assert prior[0] == 0.0 and prior[-1] == 1.0
+    assert np.all(np.diff(prior) > 0)
+    assert prior[2] > 3 / 15  # one watcher more matters more at the bottom than at the top
+    assert popularity_prior(np.zeros(3)).tolist() == [0.0, 0.0, 0.0]
 
 
 def test_mmr_trades_a_near_duplicate_for_variety():
     vectors = np.stack([unit(1, 0), unit(0.99, 0.01), unit(0, 1)])
-    assert mmr(np.array([1.0, 0.99, 0.8]), vectors, 2, lam=0.5) == [0, 2]
-    assert mmr(np.array([1.0, 0.99, 0.8]), vectors, 2, lam=1.0) == [0, 1]
+    order, overlap = mmr(np.array([1.0, 0.99, 0.8]), vectors, 2, lam=0.5)
+    assert order == [0, 2]
+    assert overlap[0] == 0.0 and abs(overlap[1]) < 1e-9  # the second pick is orthogonal to the first
+    order, overlap = mmr(np.array([1.0, 0.99, 0.8]), vectors, 2, lam=1.0)
+    assert order == [0, 1] and overlap[1] > 0.99  # pure relevance keeps the near-duplicate, and says so

@@ -17,22 +17,26 @@ from datetime import datetime
 
 import numpy as np
 
+from aperture_assets.logic.collaborative import EASE_LAMBDA, UserSignal
 from aperture_assets.logic.scoring import (
     HALF_LIFE_DAYS,
     MMR_LAMBDA,
     TOP_K,
     WEIGHTS,
     Watched,
-    blend,
-    collaborative_scores,
+    Weights,
     content_scores,
     mmr,
+    popularity_prior,
     rating_prior,
     taste_weight,
 )
 
 EXCLUDED_STATES = ("in_progress", "caught_up", "completed")
 EVIDENCE = 3
+# A pick's score is the sum of these components, minus "negative" (how far disliked or dropped shows pull it down)
+SHOWN_COMPONENTS = ("content", "collaborative", "popularity", "rating", "negative")
+SHORTLIST = 10
 REMOVAL_RULES = ("access", "rating", "tags", "dislikes", "exclusions")  # counted in this order
 # How far a disliked or dropped show pulls its close neighbours down: scores are ~[0, 1]; only neighbours
 # more similar than CLOSE are touched, in proportion to how far above it they are.
@@ -56,13 +60,16 @@ class Params:
     top_k: int = TOP_K
     mmr_lambda: float = MMR_LAMBDA
     half_life_days: float = HALF_LIFE_DAYS
+    weights: Weights = WEIGHTS
+    ease_lambda: float = EASE_LAMBDA
     dropped_max_share: float = 0.25
     dropped_max_episodes: int = 3
     dropped_after_days: int = 60
 
     def as_dict(self) -> dict:
         return {"count": self.count, "top_k": self.top_k, "mmr_lambda": self.mmr_lambda,
-                "half_life_days": self.half_life_days, "weights": WEIGHTS, "negative": NEGATIVE,
+                "half_life_days": self.half_life_days, "weights": self.weights.as_dict(),
+                "ease_lambda": self.ease_lambda, "negative": NEGATIVE,
                 "dropped_max_share": self.dropped_max_share, "dropped_max_episodes": self.dropped_max_episodes,
                 "dropped_after_days": self.dropped_after_days}
 
@@ -193,11 +200,26 @@ def penalties(vectors: np.ndarray, catalog: Catalog, negative_rows: Mapping[str,
     return total, evidence
 
 
-def recommend(catalog: Catalog, history: Sequence[History], others: Mapping[str, Mapping[str, float]],
-              now: datetime, params: Params = Params(), pool: set[str] | None = None,
-              rules: Rules = Rules()) -> Result:
-    """Rank picks for one user. `others`: every other user's taste weights (collaborative signal);
-    `pool`: the candidate shows to consider (None = the whole catalog); `rules`: what the user may not get."""
+@dataclass
+class Scored:
+    """One user's candidates with every component computed (each normalised to about [0, 1]), ready to be
+    blended and ranked under any weights: the tuning ranks the same `Scored` under many settings."""
+
+    candidates: list[int]  # catalog rows
+    vectors: np.ndarray
+    components: dict[str, np.ndarray]  # content, collaborative, popularity, rating, negative (a pull down)
+    cold_start: bool
+    excluded: dict[str, int]
+    removed: dict[str, int]
+    anchors: list[int] = field(default_factory=list)  # catalog rows of the user's taste shows
+    sims: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # candidates x anchors
+    against: list[list[dict]] = field(default_factory=list)
+
+
+def score(catalog: Catalog, history: Sequence[History], collab: UserSignal | Mapping[str, float],
+          now: datetime, params: Params = Params(), pool: set[str] | None = None, rules: Rules = Rules()) -> Scored:
+    """Candidates for one user and their components. `collab`: the user's collaborative signal; `pool`: the
+    candidate shows to consider (None = the whole catalog); `rules`: what the user may not get."""
     excluded = Counter(h.state for h in history if h.state in EXCLUDED_STATES)
     blocked = {h.show for h in history if h.state in EXCLUDED_STATES}
     removed = dict.fromkeys(REMOVAL_RULES, 0)
@@ -212,40 +234,101 @@ def recommend(catalog: Catalog, history: Sequence[History], others: Mapping[str,
             removed[reason] += 1
     mine = {show: w for show, w in taste(history, now, params, rules.disliked).items()
             if show in catalog.index}
-    if not candidates:
-        return Result([], not mine, dict(excluded), removed)
     vectors = catalog.vectors[candidates]
     rating = rating_prior([catalog.ratings[i] for i in candidates])
     penalty, against = penalties(vectors, catalog, negatives(catalog, history, rules, now, params))
+    components = {"rating": rating, "negative": penalty}
     if not mine:
-        popularity = _unit(catalog.popularity[candidates])
-        scores = 0.6 * popularity + 0.4 * rating - penalty
-        order = np.argsort(-scores, kind="stable")[: params.count]
-        picks = [_pick(catalog, rules, candidates[i], r, scores[i],
-                       {"popularity": popularity[i], "rating": rating[i], "negative": penalty[i]}, against[i])
-                 for r, i in enumerate(order, start=1)]
-        return Result(picks, True, dict(excluded), removed)
+        components["popularity"] = _unit(catalog.popularity[candidates])
+        return Scored(candidates, vectors, components, True, dict(excluded), removed, against=against)
+    anchors = [catalog.index[s] for s in mine]
+    same = np.asarray(candidates)[:, None] == np.asarray(anchors)[None, :]
+    content, sims = content_scores(vectors, catalog.vectors[anchors], np.array(list(mine.values())),
+                                   params.top_k, same)
+    signal_ = collab if isinstance(collab, UserSignal) else UserSignal.of(collab)
+    components.update(content=_unit(content - content.min()) if len(content) else content,
+                      collaborative=signal_.for_shows([catalog.shows[i] for i in candidates]),
+                      popularity=popularity_prior(catalog.popularity[candidates]))
+    return Scored(candidates, vectors, components, False, dict(excluded), removed, anchors, sims, against)
 
-    anchors = list(mine)
-    rows = [catalog.index[s] for s in anchors]
-    weights = np.array([mine[s] for s in anchors])
+
+def contributions(scored: Scored, weights: Weights) -> dict[str, np.ndarray]:
+    """Each component's share of the score (the score is their sum minus "negative"); cold start: 0.6 popularity
+    + 0.4 rating."""
+    c = scored.components
+    if scored.cold_start:
+        return {"popularity": 0.6 * c["popularity"], "rating": 0.4 * c["rating"], "negative": c["negative"]}
+    w_content, w_collab = weights.content, weights.collaborative
+    if not np.any(c["collaborative"]):  # no signal: its weight goes to content
+        w_content, w_collab = w_content + w_collab, 0.0
+    return {"content": w_content * c["content"], "collaborative": w_collab * c["collaborative"],
+            "popularity": weights.popularity * c["popularity"], "rating": weights.rating * c["rating"],
+            "negative": c["negative"]}
+
+
+def rank(scored: Scored, params: Params) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """(indices into the candidates in rank order, every candidate's score, per ranked pick its highest
+    similarity to the picks above it when MMR chose it; zeros for cold start, which is not diversified)."""
+    parts = contributions(scored, params.weights)
+    scores = sum((v for name, v in parts.items() if name != "negative"), -parts["negative"])
+    if scored.cold_start:
+        order = [int(i) for i in np.argsort(-scores, kind="stable")[: params.count]]
+        return order, scores, np.zeros(len(order))
+    # MMR among the best SHORTLIST x count by score: a pick further down could only win on variety, which
+    # the shortlist already offers, and it keeps ranking cheap enough to rank many times while tuning
+    top = np.argsort(-scores, kind="stable")[: SHORTLIST * params.count]
+    order, overlap = mmr(scores[top], scored.vectors[top], params.count, params.mmr_lambda)
+    return [int(top[i]) for i in order], scores, overlap
+
+
+def recommend(catalog: Catalog, history: Sequence[History], collab: UserSignal | Mapping[str, float],
+              now: datetime, params: Params = Params(), pool: set[str] | None = None,
+              rules: Rules = Rules()) -> Result:
+    """Rank picks for one user (see `score` for the arguments), each with its score's components and the
+    evidence behind them: the watched shows most similar to it and those whose viewers watched it."""
+    scored = score(catalog, history, collab, now, params, pool, rules)
+    order, scores, overlap = rank(scored, params)
+    parts = contributions(scored, params.weights)
+    shows = [catalog.shows[scored.candidates[i]] for i in order]
+    co_watched = {} if scored.cold_start else \
+        (collab if isinstance(collab, UserSignal) else UserSignal.of(collab)).because(shows)
     kinds = {h.show: signal(h.watched) for h in history}
-    same = np.asarray(candidates)[:, None] == np.asarray(rows)[None, :]
-    content, sims = content_scores(vectors, catalog.vectors[rows], weights, params.top_k, same)
-    content_n = _unit(content - content.min()) if len(content) else content
-    collab = collaborative_scores(mine, others, [catalog.shows[i] for i in candidates])
-    scores = blend(content_n, collab, rating) - penalty
-    order = mmr(scores, vectors, params.count, params.mmr_lambda)
     picks = []
-    for rank, i in enumerate(order, start=1):
-        best = np.argsort(-sims[i])[:EVIDENCE]
-        evidence = [{"series_id": catalog.series_ids[rows[j]], "name": catalog.names[rows[j]],
-                     "similarity": round(float(sims[i, j]), 3), "signal": kinds.get(anchors[j], "watched")}
-                    for j in best if sims[i, j] > -1.0]
-        components = {"content": content[i], "collaborative": collab[i], "rating": rating[i],
-                      "negative": penalty[i]}
-        picks.append(_pick(catalog, rules, candidates[i], rank, scores[i], components, evidence + against[i]))
-    return Result(picks, False, dict(excluded), removed)
+    for r, (i, show) in enumerate(zip(order, shows, strict=True), start=1):
+        evidence = [] if scored.cold_start else \
+            _taste_evidence(catalog, scored, i, co_watched.get(show, []), kinds)
+        components = {name: part[i] for name, part in parts.items()}
+        components["mmr_similarity"] = overlap[r - 1]
+        picks.append(_pick(catalog, rules, scored.candidates[i], r, scores[i], components,
+                           evidence + scored.against[i]))
+    return Result(picks, scored.cold_start, scored.excluded, scored.removed)
+
+
+def _taste_evidence(catalog: Catalog, scored: Scored, i: int, co_watched: list[tuple[str, float]],
+                    kinds: Mapping[str, str]) -> list[dict]:
+    """The watched shows most similar to candidate `i`, then those that drove its collaborative score
+    (a show in both lists appears once, marked with both sources)."""
+    sims = scored.sims[i]
+    out: dict[str, dict] = {}
+    for j in np.argsort(-sims)[:EVIDENCE]:
+        if sims[j] > -1.0:
+            row = scored.anchors[j]
+            out[catalog.shows[row]] = {"series_id": catalog.series_ids[row], "name": catalog.names[row],
+                                       "similarity": round(float(sims[j]), 3),
+                                       "signal": kinds.get(catalog.shows[row], "watched"), "source": "content"}
+    position = {row: j for j, row in enumerate(scored.anchors)}
+    for show, weight in co_watched:
+        row = catalog.index.get(show)
+        if row is None:
+            continue
+        entry = out.setdefault(show, {
+            "series_id": catalog.series_ids[row], "name": catalog.names[row],
+            "similarity": round(float(sims[position[row]]), 3) if row in position else 0.0,
+            "signal": kinds.get(show, "watched"), "source": "collaborative"})
+        if entry["source"] == "content":
+            entry["source"] = "content+collaborative"
+        entry["co_watch_weight"] = round(weight, 4)
+    return list(out.values())
 
 
 def _pick(catalog: Catalog, rules: Rules, row: int, rank: int, score: float, components: dict,

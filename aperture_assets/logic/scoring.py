@@ -1,12 +1,13 @@
-"""Pure recommendation maths (numpy only, no I/O): taste weights, multi-interest content similarity,
-user-user collaborative signal, the blend, and maximal-marginal-relevance selection.
+"""Pure recommendation maths (numpy only, no I/O): taste weights, multi-interest content similarity, the
+popularity and rating priors, the blend, and maximal-marginal-relevance selection (the collaborative signal is
+in `collaborative`).
 
 Why these choices:
 - A single averaged taste vector blurs users with several tastes (crime dramas AND nature docs
   average into neither), so the content score of a candidate is the weighted mean similarity to its
   k most similar watched shows: each taste pulls its own neighbours up.
-- On a family server, what similar users finished is a strong signal the prior tool ignores; it is
-  blended in when there are other users with overlapping history.
+- What else the viewers of the user's shows watched is a strong signal the prior tool ignores; it is
+  blended in when there is any. How much of each component suits a server is chosen per run by `tuning`.
 - The community rating is only a weak prior, and MMR keeps the list from being twelve variants of
   one show.
 """
@@ -14,7 +15,7 @@ Why these choices:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,7 +25,27 @@ HALF_LIFE_DAYS = 180.0
 RECENCY_FLOOR = 0.25
 TOP_K = 5
 MMR_LAMBDA = 0.75
-WEIGHTS = {"content": 0.60, "collaborative": 0.30, "rating": 0.10}
+
+
+@dataclass(frozen=True)
+class Weights:
+    """The blend of the four normalised components (only their ratios matter)."""
+
+    content: float
+    collaborative: float
+    popularity: float
+    rating: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"content": self.content, "collaborative": self.collaborative, "popularity": self.popularity,
+                "rating": self.rating}
+
+
+# Defaults when the server's own history is too thin to tune on. With a handful of users the collaborative
+# signal is a few co-watches, so a small server leans on content and popularity instead.
+WEIGHTS = Weights(content=0.55, collaborative=0.30, popularity=0.10, rating=0.05)
+SMALL_SERVER_WEIGHTS = Weights(content=0.60, collaborative=0.10, popularity=0.25, rating=0.05)
+SMALL_SERVER_USERS = 5
 
 
 @dataclass(frozen=True)
@@ -74,54 +95,31 @@ def content_scores(candidates: np.ndarray, watched: np.ndarray, weights: np.ndar
     return scores, sims
 
 
-def collaborative_scores(user: Mapping[str, float], others: Mapping[str, Mapping[str, float]],
-                         candidates: Sequence[str]) -> np.ndarray:
-    """Score candidates by what users with similar histories watched (user-user cosine on taste
-    weights), normalised to [0, 1]; zeros when no one overlaps."""
-    if not user or not others:
-        return np.zeros(len(candidates))
-    norm_u = math.sqrt(sum(v * v for v in user.values()))
-    totals = dict.fromkeys(candidates, 0.0)
-    sim_sum = 0.0
-    for other in others.values():
-        overlap = sum(user[s] * other[s] for s in user.keys() & other.keys())
-        if overlap <= 0:
-            continue
-        sim = overlap / (norm_u * math.sqrt(sum(v * v for v in other.values())))
-        sim_sum += sim
-        for show in totals.keys() & other.keys():
-            totals[show] += sim * other[show]
-    values = np.array([totals[c] for c in candidates], dtype=float)
-    peak = values.max() if len(values) else 0.0
-    return values / peak if peak > 0 else values
-
-
 def rating_prior(ratings: Sequence[float | None]) -> np.ndarray:
     """Community rating mapped to [0, 1] (5 or below -> 0, 10 -> 1; unknown -> 0.3)."""
     return np.array([0.3 if r is None else min(max((r - 5.0) / 5.0, 0.0), 1.0) for r in ratings], dtype=float)
 
 
-def blend(content: np.ndarray, collaborative: np.ndarray, rating: np.ndarray) -> np.ndarray:
-    """Weighted blend; without any collaborative signal its weight goes to content."""
-    w = dict(WEIGHTS)
-    if not np.any(collaborative):
-        w["content"] += w.pop("collaborative")
-        collaborative = np.zeros_like(content)
-    return w["content"] * content + w.get("collaborative", 0.0) * collaborative + w["rating"] * rating
+def popularity_prior(watchers: np.ndarray) -> np.ndarray:
+    """How many users watched each show, on a log scale in [0, 1] (the server's most watched -> 1)."""
+    values = np.log1p(np.maximum(watchers, 0.0))
+    peak = values.max() if len(values) else 0.0
+    return values / peak if peak > 0 else np.zeros_like(values, dtype=float)
 
 
-def mmr(scores: np.ndarray, vectors: np.ndarray, n: int, lam: float = MMR_LAMBDA) -> list[int]:
+def mmr(scores: np.ndarray, vectors: np.ndarray, n: int, lam: float = MMR_LAMBDA) -> tuple[list[int], np.ndarray]:
     """Maximal marginal relevance: greedily take the best score minus similarity to what is already
-    picked. Returns candidate indices in rank order."""
+    picked. Returns candidate indices in rank order and, per pick, its highest similarity to the picks
+    above it (what a lower score ranked above a higher one is explained by)."""
     chosen: list[int] = []
-    if len(scores) == 0:
-        return chosen
+    overlap: list[float] = []
     remaining = np.ones(len(scores), dtype=bool)
     max_sim = np.zeros(len(scores))
     for _ in range(min(n, len(scores))):
         value = np.where(remaining, lam * scores - (1 - lam) * max_sim, -np.inf)
         best = int(np.argmax(value))
         chosen.append(best)
+        overlap.append(float(max_sim[best]))
         remaining[best] = False
         max_sim = np.maximum(max_sim, vectors @ vectors[best])
-    return chosen
+    return chosen, np.array(overlap)

@@ -1,9 +1,11 @@
 """`series_recommendations[user]`: the spec's generate-series-recommendations, one partition per user.
 
-The taste profile is rebuilt from episode history on every run (never cached). Candidates come from
-pgvector nearest neighbours of the user's watched shows, shows co-watched by other users, and the
-server's most popular shows; `recommend` ranks them. Each run is stored with its parameters, so the
-latest list per user is well defined; older runs beyond a few are pruned.
+The taste profile is rebuilt from episode history on every run (never cached). Each run first tunes the blend
+on this server's own history (`tuning`), then computes the collaborative model (EASE) once for everyone.
+Candidates come from pgvector nearest neighbours of the user's watched shows, the user's best collaborative
+scores and the server's most popular shows; `recommend` ranks them. Each run is stored with its parameters
+and the tuning's choice and validation scores, so the latest list per user is well defined and explained;
+older runs beyond a few are pruned.
 
 What a user may open is read from the server on every run (their policy, the libraries, the rating scale):
 a pick is always a copy they can play, and a failed read stops the stage rather than picking blind. Their
@@ -24,10 +26,22 @@ from dagster import (
     asset,
 )
 
+from aperture_assets.logic.collaborative import UserSignal, ease
 from aperture_assets.logic.explanations import explain, taste_evidence, template
-from aperture_assets.logic.recommend import REMOVAL_RULES, Catalog, History, Params, Result, Rules, recommend, taste
+from aperture_assets.logic.recommend import (
+    REMOVAL_RULES,
+    SHOWN_COMPONENTS,
+    Catalog,
+    History,
+    Params,
+    Pick,
+    Result,
+    Rules,
+    recommend,
+)
 from aperture_assets.logic.rules import access_verdicts, user_rules
 from aperture_assets.logic.scoring import Watched
+from aperture_assets.logic.tuning import NEIGHBOURS, Tuning, tastes_of, tune, usual_candidates
 from aperture_assets.wiring import progress
 from aperture_assets.wiring.automation import NEW_USER
 from aperture_assets.wiring.partitions import read_users, run_users, users_partitions
@@ -51,8 +65,6 @@ from aperture_resources.recommendation_store import (
 )
 
 KEEP_RUNS = 5
-NEIGHBOURS = 100
-POPULAR_POOL = 50
 
 
 def load_world(conn, model: str) -> tuple[Catalog, dict[str, list[History]]]:
@@ -72,35 +84,20 @@ def load_world(conn, model: str) -> tuple[Catalog, dict[str, list[History]]]:
     return catalog, dict(histories)
 
 
-def candidate_pool(conn, model: str, catalog: Catalog, mine: dict[str, float],
-                   others: dict[str, dict[str, float]]) -> set[str]:
-    """pgvector neighbours of the user's shows, shows co-watched by users who share a show, and the
-    server's most popular shows."""
-    shows = [s for s in mine if s in catalog.index]
-    anchors = [catalog.series_ids[catalog.index[s]] for s in shows]
+def candidate_pool(conn, model: str, catalog: Catalog, mine: dict[str, float], signal: UserSignal) -> set[str]:
+    """pgvector neighbours of the user's shows, their best collaborative scores and the server's most popular
+    shows (the tuning's `local_pool`, with the index instead of exact search)."""
+    anchors = [catalog.series_ids[catalog.index[s]] for s in mine if s in catalog.index]
     dims = catalog.vectors.shape[1] if catalog.vectors.size else 0
     pool = nearest_shows(conn, model, dims, anchors, NEIGHBOURS) if dims else set()
-    for weights in others.values():
-        if weights.keys() & set(shows):
-            pool |= weights.keys()
-    popular = sorted(range(len(catalog.shows)), key=lambda i: -catalog.popularity[i])[:POPULAR_POOL]
-    return pool | {catalog.shows[i] for i in popular}
-
-
-def tastes(histories: dict[str, list[History]], now: datetime, params: Params,
-           disliked: dict[str, frozenset[str]]) -> dict[str, dict[str, float]]:
-    """Every user's taste weights (without what they dropped or disliked), computed once per run (each user's
-    picks use everyone else's)."""
-    return {uid: taste(h, now, params, disliked.get(uid, frozenset()))
-            for uid, h in histories.items()}
+    return pool | usual_candidates(catalog, signal)
 
 
 def recommend_user(conn, model: str, catalog: Catalog, histories: dict[str, list[History]],
-                   weights: dict[str, dict[str, float]], user_id: str, params: Params, now: datetime,
-                   rules: Rules) -> Result:
-    others = {uid: w for uid, w in weights.items() if uid != user_id}
-    pool = candidate_pool(conn, model, catalog, weights.get(user_id, {}), others)
-    return recommend(catalog, histories.get(user_id, []), others, now, params, pool, rules)
+                   weights: dict[str, dict[str, float]], signal: UserSignal, user_id: str, params: Params,
+                   now: datetime, rules: Rules) -> Result:
+    pool = candidate_pool(conn, model, catalog, weights.get(user_id, {}), signal)
+    return recommend(catalog, histories.get(user_id, []), signal, now, params, pool, rules)
 
 
 class UsersRules:
@@ -158,18 +155,26 @@ def series_recommendations(
         no_vector = count_without_vector(conn, model)
         users = run_users(database, list(context.partition_keys))
         everyone = UsersRules(conn, access, catalog, pipeline, users.ids)
-        weights = tastes(histories, now, params, everyone.disliked)
+        tuning_started = time.perf_counter()
+        tuning = tune(catalog, histories, now, params, everyone.disliked)  # this server's blend, as of now
+        params = tuning.params
+        weights = tastes_of(histories, now, params, everyone.disliked)
+        collab_started = time.perf_counter()
+        collab = ease(weights, params.ease_lambda)  # once for everyone
+        costs = {"tuning_seconds": round(collab_started - tuning_started, 3),
+                 "collaborative_seconds": round(time.perf_counter() - collab_started, 3),
+                 "collaborative_matrix": f"{len(collab.users)} users x {len(collab.items)} shows"}
         for user_id in users.ids:
             user_started = time.perf_counter()
-            result = recommend_user(conn, model, catalog, histories, weights, user_id, params, now,
-                                    everyone.of(user_id))
+            result = recommend_user(conn, model, catalog, histories, weights, collab.signal(user_id), user_id,
+                                    params, now, everyone.of(user_id))
             # the chat model's words when explanations are on, else the one-line reason from the evidence
             texts, templated = explain(result.picks, ai.chat) if explanations else \
                 ([template(p) for p in result.picks], 0)
             picks = [(p.rank, p.series_id, p.score, p.components, p.evidence, text)
                      for p, text in zip(result.picks, texts, strict=True)]
-            save_run(conn, user_id, model, {**params.as_dict(), "explanations": explanations}, result.cold_start,
-                     context.run_id, picks)
+            save_run(conn, user_id, model, {**params.as_dict(), "explanations": explanations,
+                                            "tuning": tuning.as_dict()}, result.cold_start, context.run_id, picks)
             prune_runs(conn, user_id, KEEP_RUNS)
             conn.commit()  # each user's list lands on its own, whatever happens to the next one
             totals["run_users"] += 1
@@ -182,12 +187,26 @@ def series_recommendations(
             context.add_asset_metadata(user_metadata(result, no_vector, time.perf_counter() - user_started),
                                        partition_key=users.key(user_id))
     return MaterializeResult(metadata={
-        **totals, "model": model, "catalog_shows": len(catalog.shows),
+        **totals, "model": model, "catalog_shows": len(catalog.shows), **tuning_metadata(tuning), **costs,
         "run_duration_seconds": round(time.perf_counter() - started, 3),
     })
 
 
+def tuning_metadata(tuning: Tuning) -> dict:
+    """The settings this run chose for the server and their validation scores."""
+    summary = tuning.as_dict()
+    chosen = ", ".join(f"{name} {value:g}" for name, value in summary["chosen"].items())
+    return {"tuning": f"{tuning.reason}: {chosen}",
+            **{f"tuning_{name}": value for name, value in summary["chosen"].items()},
+            "tuning_validation_users": tuning.users,
+            "tuning_validation_ndcg": summary["validation_ndcg"],
+            "tuning_default_ndcg": summary["default_ndcg"],
+            "tuning_settings_tried": summary["settings_tried"]}
+
+
 def user_metadata(result: Result, no_vector: int, seconds: float) -> dict:
+    """Counts, then the picks as visible text entries in rank order ("pick 01", ...), then the same as a
+    table."""
     lines = ["| Rank | Title | Score | Because you watched |", "|---|---|---|---|"]
     for p in result.picks:
         because = ", ".join(f"{e['name']} ({e['similarity']:.2f})" for e in taste_evidence(p.evidence)) \
@@ -202,8 +221,35 @@ def user_metadata(result: Result, no_vector: int, seconds: float) -> dict:
         **{f"removed_{rule}": result.removed.get(rule, 0) for rule in REMOVAL_RULES},
         "excluded_no_vector": no_vector,
         "duration_seconds": round(seconds, 3),
+        **{f"pick {p.rank:02d}": MetadataValue.text(pick_line(p)) for p in result.picks},
+        "order": MetadataValue.text(order_note(result)),
         "ranked": MetadataValue.md("\n".join(lines)),
     }
+
+
+def pick_line(p: Pick) -> str:
+    """"Title — score 0.81 (content 0.50, collaborative 0.22, popularity 0.05, rating 0.04) — because you
+    watched X, Y": the components add up to the score (less any pull of disliked or dropped shows)."""
+    parts = ", ".join(f"{name} {value:.2f}" for name, value in p.components.items()
+                      if name in SHOWN_COMPONENTS and name != "negative")
+    if p.components.get("negative"):
+        parts += f", minus {p.components['negative']:.2f} for shows you disliked or dropped"
+    names = [e["name"] for e in taste_evidence(p.evidence)]
+    because = f"because you watched {', '.join(names)}" if names else "popular and well rated on this server"
+    against = [f"{e['name']} ({e['signal']})" for e in p.evidence if e not in taste_evidence(p.evidence)]
+    return f"{p.name} — score {p.score:.2f} ({parts}) — {because}" + \
+        (f"; held back by {', '.join(against)}" if against else "")
+
+
+def order_note(result: Result) -> str:
+    """Why a pick can rank above one with a higher score: MMR trades score for variety."""
+    if result.cold_start:
+        return "Cold start: ranked by popularity and rating alone."
+    moved = [f"pick {p.rank:02d} (score {p.score:.2f}) gave way to pick {above.rank:02d} ({above.score:.2f}): it is "
+             f"{p.components.get('mmr_similarity', 0):.2f} similar to a pick above it"
+             for p, above in zip(result.picks[1:], result.picks, strict=False) if p.score > above.score]
+    return "Ranked by score, with variety (MMR): a pick much like those above it gives way to a different one." \
+        + (" Here " + "; ".join(moved) + "." if moved else " Here every pick follows score order.")
 
 
 def _cell(text: str) -> str:

@@ -1,84 +1,44 @@
 """`recommendation_quality`: offline evaluation of the recommender on the server's own history.
 
-For every user with at least `MIN_SHOWS` watched shows, hide their most recently started show,
-recommend from the rest, and score hit-rate@K, recall@K and nDCG@K, for aperture and for two
-baselines computed in the same run: most-popular-unwatched and the prior tool's content-only score.
-With one hidden show per user, recall@K equals hit-rate@K; both are reported as the issue asks.
+For every user with at least `MIN_SHOWS` watched shows besides it, hide their most recently started show,
+recommend from the rest, and score hit-rate@K, recall@K and nDCG@K in one run for: aperture as tuned (on the
+rest only), aperture with its default settings, most-popular-unwatched, the prior tool's content-only score,
+EASE alone and item-kNN alone. With one hidden show per user, recall@K equals hit-rate@K; both are reported.
 """
 
 
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
 
-import numpy as np
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from aperture_assets.defs.recommendations.assets import load_world, recommend_user, tastes
-from aperture_assets.logic.recommend import (
-    Catalog,
-    History,
-    Params,
-    Rules,
-    popular_baseline,
-    prior_tool_baseline,
-    ranking_metrics,
-    taste,
-)
+from aperture_assets.defs.recommendations.assets import load_world
+from aperture_assets.logic.evaluation import LABELS, METHODS, evaluate
 from aperture_assets.wiring.stage import stage_body
 from aperture_resources.ai import AIProviderResource
 from aperture_resources.database import DatabaseResource
 from aperture_resources.pipeline_config import PipelineConfig
+from aperture_resources.recommendation_store import disliked_shows
 
-MIN_SHOWS = 3
-METHODS = ("aperture", "popular", "prior_tool")
-
-
-def held_out(history: list[History]) -> str | None:
-    """The most recently started show (first play latest), among shows actually watched."""
-    watched = [h for h in history if h.watched.episodes_watched > 0]
-    if len(watched) < MIN_SHOWS:
-        return None
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    return max(watched, key=lambda h: (h.started_at or h.watched.last_watched_at or epoch, h.show)).show
-
-
-def evaluate(conn, model: str, catalog: Catalog, histories: dict[str, list[History]], k: int,
-             now: datetime) -> dict[str, dict[str, float]]:
-    """Mean metrics per method, plus the number of users evaluated under "users"."""
-    totals = {m: {"hit_rate": 0.0, "recall": 0.0, "ndcg": 0.0} for m in METHODS}
-    users = 0
-    params = Params(count=k)
-    weights = tastes(histories, now, params, {})
-    for user_id, history in histories.items():
-        hidden = held_out(history)
-        if hidden is None or hidden not in catalog.index:
-            continue
-        rest = [h for h in history if h.show != hidden]
-        visible = {**histories, user_id: rest}
-        view = replace(catalog, popularity=np.zeros(0))
-        view.count_watchers(visible)
-        ranked = {
-            "aperture": [p.show for p in recommend_user(
-                conn, model, view, visible, {**weights, user_id: taste(rest, now, params)},
-                user_id, params, now, Rules()).picks],
-            "popular": popular_baseline(view, rest, k),
-            "prior_tool": prior_tool_baseline(view, rest, now, k),
-        }
-        for method, shows in ranked.items():
-            for name, value in ranking_metrics(shows, {hidden}, k).items():
-                totals[method][name] += value
-        users += 1
-    means = {m: {name: (v / users if users else 0.0) for name, v in metrics.items()} for m, metrics in totals.items()}
-    return {**means, "users": {"count": float(users)}}
+BASELINES = ("aperture_default", "popular", "prior_tool", "ease", "item_knn")
+BAR = 40  # characters of the longest bar
 
 
 def quality_table(report: dict[str, dict[str, float]], k: int) -> str:
     lines = [f"| Method | hit-rate@{k} | recall@{k} | nDCG@{k} |", "|---|---|---|---|"]
     for method in METHODS:
         m = report[method]
-        lines.append(f"| {method} | {m['hit_rate']:.3f} | {m['recall']:.3f} | {m['ndcg']:.3f} |")
+        lines.append(f"| {LABELS[method]} | {m['hit_rate']:.3f} | {m['recall']:.3f} | {m['ndcg']:.3f} |")
     return "\n".join(lines)
+
+
+def ndcg_chart(report: dict[str, dict[str, float]], k: int) -> str:
+    """nDCG per method as a text bar chart (readable in the UI and in logs alike)."""
+    peak = max((report[m]["ndcg"] for m in METHODS), default=0.0)
+    width = max(len(LABELS[m]) for m in METHODS)
+    rows = [f"{LABELS[m]:<{width}} {'█' * (round(BAR * report[m]['ndcg'] / peak) if peak else 0)} "
+            f"{report[m]['ndcg']:.3f}" for m in METHODS]
+    return f"nDCG@{k} per method\n```\n" + "\n".join(rows) + "\n```"
 
 
 def ratio(ours: float, theirs: float) -> float | str:
@@ -92,8 +52,8 @@ def ratio(ours: float, theirs: float) -> float | str:
     deps=["series_watch_history", "series_embeddings"],
     group_name="recommendations",
     kinds={"postgres"},
-    description="Offline hold-out evaluation of the recommender against most-popular and the prior tool's "
-    "content-only score, on this server's own history.",
+    description="Offline hold-out evaluation of the recommender (tuned and default) against most-popular, the prior "
+    "tool's content-only score, EASE and item-kNN, on this server's own history.",
 )
 @stage_body
 def recommendation_quality(
@@ -104,20 +64,23 @@ def recommendation_quality(
     model = ai.model_key()
     with database.connect() as conn:
         catalog, histories = load_world(conn, model)
-        report = evaluate(conn, model, catalog, histories, k, datetime.now(UTC))
-    ours = report["aperture"]
+        disliked = disliked_shows(conn)
+    report, users, tuning = evaluate(catalog, histories, datetime.now(UTC), k, disliked)
     metadata = {
-        "users_evaluated": int(report["users"]["count"]),
+        "users_evaluated": users,
         "k": k,
         "model": model,
         "table": MetadataValue.md(quality_table(report, k)),
+        "ndcg_chart": MetadataValue.md(ndcg_chart(report, k)),
+        "tuning": f"{tuning.reason}: " + ", ".join(f"{n} {v:g}" for n, v in tuning.as_dict()["chosen"].items()),
         "duration_seconds": round(time.perf_counter() - started, 3),
     }
     for method in METHODS:
         for name, value in report[method].items():
             metadata[f"{method}_{name}"] = round(value, 4)
-    for baseline in ("popular", "prior_tool"):
-        metadata[f"ndcg_ratio_vs_{baseline}"] = ratio(ours["ndcg"], report[baseline]["ndcg"])
-        metadata[f"hit_rate_ratio_vs_{baseline}"] = ratio(ours["hit_rate"], report[baseline]["hit_rate"])
-    context.log.info("recommendation quality:\n%s", quality_table(report, k))
+    for baseline in BASELINES:
+        metadata[f"ndcg_ratio_vs_{baseline}"] = ratio(report["aperture"]["ndcg"], report[baseline]["ndcg"])
+        metadata[f"hit_rate_ratio_vs_{baseline}"] = ratio(report["aperture"]["hit_rate"],
+                                                          report[baseline]["hit_rate"])
+    context.log.info("recommendation quality:\n%s\n%s", quality_table(report, k), ndcg_chart(report, k))
     return MaterializeResult(metadata=metadata)

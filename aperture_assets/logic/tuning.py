@@ -1,0 +1,218 @@
+"""Per-server tuning of the blend, on the server's own history (pure, no I/O).
+
+Every server differs (a family of three, a 200-user community), so each run chooses its settings by a
+time split: hide each user's most recently started shows, recommend from what came before, and keep the
+settings with the best nDCG@K on the hidden shows. The search is a few passes of coordinate ascent over a
+small fixed grid (content, collaborative, popularity and rating weights, recency half-life, MMR lambda, EASE's
+regularisation),
+starting from the defaults; a change must beat the current best by `MARGIN`, so noise on a small server
+does not move it. With fewer than `MIN_USERS` users holding enough history the defaults stand. Nothing
+started after the run's clock is seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+import numpy as np
+
+from aperture_assets.logic.collaborative import ItemScores, UserSignal, ease
+from aperture_assets.logic.recommend import (
+    Catalog,
+    History,
+    Params,
+    Rules,
+    Scored,
+    rank,
+    ranking_metrics,
+    score,
+    taste,
+)
+from aperture_assets.logic.scoring import SMALL_SERVER_USERS, SMALL_SERVER_WEIGHTS, WEIGHTS
+
+MIN_USERS = 5  # users with enough history to tune on; fewer -> the defaults
+MIN_SHOWS = 3  # watched shows a user keeps besides the hidden ones
+HIDE = 2  # most recently started shows hidden per user
+MAX_USERS = 150  # validation users on big servers (an even spread): bounds the cost, not the quality
+MARGIN = 0.005  # mean nDCG a change must gain
+PASSES = 2
+NEIGHBOURS = 100  # content neighbours per watched show in the candidate pool (as the asset's pgvector pool)
+COLLABORATIVE_POOL = 100
+POPULAR_POOL = 50
+GRID: dict[str, tuple[float, ...]] = {
+    "content": (0.2, 0.4, 0.55, 0.7, 0.9),
+    "collaborative": (0.0, 0.1, 0.3, 0.5, 0.8),
+    "popularity": (0.0, 0.1, 0.25, 0.5),
+    "rating": (0.0, 0.05, 0.15),
+    "mmr_lambda": (0.6, 0.75, 0.9, 1.0),
+    "half_life_days": (60.0, 180.0, 720.0),
+    "ease_lambda": (20.0, 100.0, 500.0),
+}
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class Tuning:
+    """The settings a run uses and how they were chosen."""
+
+    params: Params
+    defaults: Params
+    reason: str  # "tuned" or why the defaults stand
+    users: int = 0  # validation users
+    ndcg: float = 0.0  # validation nDCG@K of the chosen settings
+    default_ndcg: float = 0.0
+    tried: list[dict] = field(default_factory=list)  # every setting scored: its values and nDCG
+
+    def as_dict(self) -> dict:
+        chosen = {**self.params.weights.as_dict(), "half_life_days": self.params.half_life_days,
+                  "mmr_lambda": self.params.mmr_lambda, "ease_lambda": self.params.ease_lambda}
+        return {"reason": self.reason, "chosen": chosen, "validation_users": self.users,
+                "validation_ndcg": round(self.ndcg, 4), "default_ndcg": round(self.default_ndcg, 4),
+                "settings_tried": len(self.tried)}
+
+
+def as_of(histories: Mapping[str, Sequence[History]], now: datetime) -> dict[str, list[History]]:
+    """Histories without the shows first started after `now` (a run never learns from its future)."""
+    return {u: [h for h in hs if h.started_at is None or h.started_at <= now] for u, hs in histories.items()}
+
+
+def hold_out(histories: Mapping[str, Sequence[History]], hide: int,
+             min_shows: int = MIN_SHOWS) -> tuple[dict[str, list[History]], dict[str, set[str]]]:
+    """(histories without each user's `hide` most recently started watched shows, the hidden shows per user),
+    for users with at least `min_shows` watched shows left; other users keep their whole history."""
+    train: dict[str, list[History]] = {}
+    hidden: dict[str, set[str]] = {}
+    for user, history in histories.items():
+        watched = sorted((h for h in history if h.watched.episodes_watched > 0),
+                         key=lambda h: (h.started_at or h.watched.last_watched_at or EPOCH, h.show))
+        if len(watched) < min_shows + hide:
+            train[user] = list(history)
+            continue
+        latest = {h.show for h in watched[-hide:]}
+        hidden[user] = latest
+        train[user] = [h for h in history if h.show not in latest]
+    return train, hidden
+
+
+def default_params(params: Params, users_with_history: int) -> Params:
+    """The default blend for a server of this many users (small servers lean on content and popularity)."""
+    return replace(params, weights=SMALL_SERVER_WEIGHTS if users_with_history <= SMALL_SERVER_USERS else WEIGHTS)
+
+
+def local_pool(catalog: Catalog, taste_shows: Sequence[str], signal: UserSignal) -> set[str]:
+    """The asset's candidate pool computed exactly in numpy: the nearest shows to each watched show (the asset
+    asks pgvector's index), plus `usual_candidates`."""
+    anchors = [catalog.index[s] for s in taste_shows if s in catalog.index]
+    pool = usual_candidates(catalog, signal)
+    if anchors:
+        sims = catalog.vectors @ catalog.vectors[anchors].T
+        n = min(NEIGHBOURS, len(catalog.shows))
+        rows = np.argpartition(-sims, n - 1, axis=0)[:n]
+        pool |= {catalog.shows[i] for i in np.unique(rows)}
+    return pool
+
+
+def usual_candidates(catalog: Catalog, signal: UserSignal) -> set[str]:
+    """The user's best collaborative scores and the server's most popular shows."""
+    best = np.argsort(-signal.row, kind="stable")[:COLLABORATIVE_POOL]
+    items = list(signal.index)
+    popular = np.argsort(-catalog.popularity, kind="stable")[:POPULAR_POOL]
+    return {items[i] for i in best if signal.row[i] > 0} | {catalog.shows[i] for i in popular}
+
+
+def split_view(catalog: Catalog, train: Mapping[str, Sequence[History]]) -> Catalog:
+    """The catalog with popularity counted on the training histories only."""
+    view = replace(catalog)
+    view.count_watchers(train)
+    return view
+
+
+def tastes_of(histories: Mapping[str, Sequence[History]], now: datetime, params: Params,
+              disliked: Mapping[str, frozenset[str]]) -> dict[str, dict[str, float]]:
+    """Every user's taste weights."""
+    return {u: taste(h, now, params, disliked.get(u, frozenset())) for u, h in histories.items()}
+
+
+def spread(users: Sequence[str], n: int) -> list[str]:
+    """At most `n` of the sorted users, evenly spread (deterministic)."""
+    ordered = sorted(users)
+    if len(ordered) <= n:
+        return ordered
+    return [ordered[int(i * len(ordered) / n)] for i in range(n)]
+
+
+def mean_ndcg(scored: Mapping[str, Scored], catalog: Catalog, hidden: Mapping[str, set[str]],
+              params: Params) -> float:
+    """Mean nDCG@count over the users in `scored`, ranking each under `params`."""
+    total = 0.0
+    for user, s in scored.items():
+        order, _, _ = rank(s, params)
+        shows = [catalog.shows[s.candidates[i]] for i in order]
+        total += ranking_metrics(shows, hidden[user], params.count)["ndcg"]
+    return total / len(scored) if scored else 0.0
+
+
+def tune(catalog: Catalog, histories: Mapping[str, Sequence[History]], now: datetime, params: Params,
+         disliked: Mapping[str, frozenset[str]] | None = None) -> Tuning:
+    """Choose this server's settings from its own history as of `now` (see the module's docstring)."""
+    disliked = disliked or {}
+    visible = as_of(histories, now)
+    users_with_history = sum(1 for t in tastes_of(visible, now, params, disliked).values() if t)
+    defaults = default_params(params, users_with_history)
+    train, hidden = hold_out(visible, HIDE)
+    if len(hidden) < MIN_USERS:
+        return Tuning(defaults, defaults, f"defaults: {len(hidden)} users with enough history, "
+                                          f"tuning needs {MIN_USERS}")
+    view = split_view(catalog, train)
+    users = spread([u for u in hidden if any(s in view.index for s in hidden[u])], MAX_USERS)
+    if len(users) < MIN_USERS:
+        return Tuning(defaults, defaults, f"defaults: {len(users)} users with a hidden show in the catalog")
+    tastes = tastes_of(train, now, params, disliked)  # which shows, not how much: the matrix is binary
+    models: dict[float, ItemScores] = {}
+    pools: dict[str, set[str]] = {}
+    scored: dict[tuple[float, float], dict[str, Scored]] = {}
+
+    def evaluate(p: Params) -> float:
+        if p.ease_lambda not in models:
+            models[p.ease_lambda] = ease(tastes, p.ease_lambda)
+        model = models[p.ease_lambda]
+        if not pools:  # one pool per user, from the default model, so every setting ranks the same candidates
+            pools.update({u: local_pool(view, list(tastes[u]), model.signal(u)) for u in users})
+        if (p.half_life_days, p.ease_lambda) not in scored:
+            scored[p.half_life_days, p.ease_lambda] = {
+                u: score(view, train[u], model.signal(u), now, p, pools[u],
+                         Rules(disliked=disliked.get(u, frozenset()))) for u in users}
+        return mean_ndcg(scored[p.half_life_days, p.ease_lambda], view, hidden, p)
+
+    tried: dict[tuple, float] = {}
+
+    def key(p: Params) -> tuple:
+        return (*p.weights.as_dict().values(), p.mmr_lambda, p.half_life_days, p.ease_lambda)
+
+    def value(p: Params) -> float:
+        if key(p) not in tried:
+            tried[key(p)] = evaluate(p)
+        return tried[key(p)]
+
+    best, best_value = defaults, value(defaults)
+    default_value = best_value
+    for _ in range(PASSES):
+        moved = False
+        for name, values in GRID.items():
+            for v in values:
+                candidate = with_setting(best, name, v)
+                if value(candidate) > best_value + MARGIN:
+                    best, best_value, moved = candidate, value(candidate), True
+        if not moved:
+            break
+    return Tuning(best, defaults, "tuned", len(users), best_value, default_value,
+                  [{"setting": list(k), "ndcg": round(v, 4)} for k, v in tried.items()])
+
+
+def with_setting(p: Params, name: str, value: float) -> Params:
+    """`p` with one grid setting changed."""
+    if name in ("mmr_lambda", "half_life_days", "ease_lambda"):
+        return replace(p, **{name: value})
+    return replace(p, weights=replace(p.weights, **{name: value}))
