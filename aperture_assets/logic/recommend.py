@@ -1,10 +1,12 @@
-"""Ranking picks for one user, and the two baselines it is measured against (pure, no I/O).
+"""Ranking picks for one user, and the simple baselines it is measured against (pure, no I/O).
 
 `recommend` applies the spec's exclusion table (started, caught-up and completed shows are out; a
 show being Ended is never a reason) and the user's `Rules` (what the server lets them open, their
-dislikes, the admin's genre and tag exclusions), scores the rest with the blend in `scoring`, pulls
-down close neighbours of what they disliked or dropped, and picks a diverse top N with MMR. Users
-without history get a cold-start list (popular on this server, then highly rated), marked as such.
+dislikes, the admin's genre and tag exclusions), scores the rest (`score`: content, the collaborative
+signal, popularity and rating, each normalised), pulls down close neighbours of what they disliked or
+dropped, blends them with the run's weights and picks a diverse top N with MMR (`rank`). Scoring and
+ranking are separate so the tuning can rank one user's scores under many settings. Users without history
+get a cold-start list (popular on this server, then highly rated), marked as such.
 """
 
 from __future__ import annotations
