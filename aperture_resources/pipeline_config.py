@@ -16,6 +16,7 @@ class PipelineConfig(ConfigurableResource):
     run_retention_days: int = Field(default=30, description="APERTURE_RUN_RETENTION_DAYS; 0 keeps every run")
     mass_removal_threshold: float = Field(default=0.25, description="APERTURE_MASS_REMOVAL_THRESHOLD")
     user_removal_reads: int = Field(default=3, description="APERTURE_USER_REMOVAL_READS")
+    users_per_run: int = Field(default=0, description="APERTURE_USERS_PER_RUN; 0 = every user in one run")
     exclude_genres: str = Field(default="", description="APERTURE_EXCLUDE_GENRES, comma list")
     exclude_tags: str = Field(default="", description="APERTURE_EXCLUDE_TAGS, comma list")
     dropped_max_share: float = Field(default=0.25, description="APERTURE_DROPPED_MAX_SHARE")

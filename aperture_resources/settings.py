@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     user_removal_reads: int = setting(
         3, "successful user reads in a row a user must be missing from before their picks library is removed "
         "(a disabled user's goes at once)", "a whole number from 1 to 100", ge=1, le=100)
+    users_per_run: int = setting(
+        0, "users per run of a scheduled per-user stage; 0 = every user in one run. Set it to spread the users "
+        "over workers (Celery, Kubernetes: see deploy/README.md)", "a whole number from 0 to 100000", ge=0,
+        le=100000)
 
     # -- storage --------------------------------------------------------------------------------------
     database_url: SecretStr = setting(SecretStr(""), "any PostgreSQL with pgvector; empty = the embedded server")

@@ -34,6 +34,7 @@ from aperture_assets.wiring.partitions import users_partitions
 from aperture_assets.wiring.resources import build_resources
 from aperture_assets.wiring.stage import pool_storage_connections
 from aperture_resources.database import resolve_urls, sqlalchemy_url
+from aperture_resources.pipeline_config import PipelineConfig
 from aperture_resources.settings import load_settings
 from tests.conftest import media_resource
 
@@ -89,7 +90,7 @@ def test_definitions_load_with_no_environment():
 
 def test_per_user_schedules_request_one_run_over_every_user(sample_server):
     schedule = next(s for s in load_defs().schedules if s.job_name == "sync_series_watch_history")
-    resources = {"media_server": media_resource(sample_server)}
+    resources = {"media_server": media_resource(sample_server), "pipeline": PipelineConfig()}
     with instance_for_test() as instance:
         with build_schedule_context(instance=instance, resources=resources) as context:
             assert not schedule.evaluate_tick(context).run_requests  # no users yet
@@ -99,6 +100,20 @@ def test_per_user_schedules_request_one_run_over_every_user(sample_server):
     assert len(requests) == 1
     assert requests[0].tags["dagster/asset_partition_range_start"] == "u1"
     assert requests[0].tags["dagster/asset_partition_range_end"] == "u3"
+
+
+def test_per_user_schedules_split_the_users_into_runs_of_users_per_run(sample_server):
+    """APERTURE_USERS_PER_RUN: contiguous ranges covering every user once, for workers to share."""
+    schedule = next(s for s in load_defs().schedules if s.job_name == "generate_series_recommendations")
+    resources = {"media_server": media_resource(sample_server), "pipeline": PipelineConfig(users_per_run=2)}
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions(users_partitions.name, ["u1", "u2", "u3", "u4", "u5"])
+        with build_schedule_context(instance=instance, resources=resources) as context:
+            requests = schedule.evaluate_tick(context).run_requests
+    ranges = [(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+              for r in requests]
+    assert ranges == [("u1", "u2"), ("u3", "u4"), ("u5", "u5")]
+    assert len({r.run_key for r in requests}) == 3  # a schedule's several runs are each keyed
 
 
 def test_automation_follows_upstream():
@@ -180,7 +195,7 @@ def test_aperture_run_end_to_end_against_the_sample_server(tmp_path, sample_data
         assert done.returncode == 0, done.stderr[-3000:]
         for stage in ("sync_series", "generate_series_embeddings", "sync_series_watch_history",
                       "generate_series_recommendations", "sync_series_libraries"):
-            assert f"{stage}: done" in done.stdout
+            assert f"| {stage} | ok |" in done.stdout
         assert "| alice | 12 |" in done.stdout
         app_url, dagster_url = resolve_urls("", tmp_path / "data")
         with psycopg.connect(app_url) as conn:
@@ -191,6 +206,9 @@ def test_aperture_run_end_to_end_against_the_sample_server(tmp_path, sample_data
         with DagsterInstance.from_config(str(tmp_path / "data" / "dagster_home")) as instance:
             runs = instance.get_runs()  # recorded as a Dagster run, visible in the UI
             assert [r.job_name for r in runs] == ["full_refresh"] and runs[0].is_success
+            # filed under the code location `aperture dev` serves, so the UI lists it under its job too
+            assert runs[0].remote_job_origin.location_name == "aperture"
+            assert runs[0].tags[".dagster/repository"] == "__repository__@aperture"
             done = {e.asset_key.to_user_string() for e in instance.get_records_for_run(
                 runs[0].run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
                 for e in [e.event_log_entry.dagster_event]}
@@ -198,7 +216,7 @@ def test_aperture_run_end_to_end_against_the_sample_server(tmp_path, sample_data
                             "series_library"}
         partial = subprocess.run([aperture, "run", "--select", "sync_series"], env=env, cwd=tmp_path,
                                  capture_output=True, text=True, timeout=300)
-        assert partial.returncode == 0 and "sync_series: done" in partial.stdout
+        assert partial.returncode == 0 and "| sync_series | ok |" in partial.stdout
         assert "sync_series_libraries" not in partial.stdout.split("| Stage")[0]
         bad = subprocess.run([aperture, "run"], env={**env, "APERTURE_MEDIA_SERVER_API_KEY": "wrong"},
                              cwd=tmp_path, capture_output=True, text=True, timeout=300)

@@ -25,6 +25,7 @@ from dagster import (
 from aperture_assets.wiring.dagster_internals import partition_range_tags
 from aperture_assets.wiring.partitions import users_partitions
 from aperture_resources.media_server import MediaServerResource
+from aperture_resources.pipeline_config import PipelineConfig
 from aperture_resources.settings import ConfigError, require_media_server
 
 RETRY = RetryPolicy(max_retries=3, delay=15, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
@@ -50,11 +51,16 @@ def media_server_missing(media_server: MediaServerResource) -> SkipReason | None
     return None
 
 
-def all_users_run(keys: list[str]) -> RunRequest | SkipReason:
-    """One run covering every user partition."""
+def all_users_run(keys: list[str], per_run: int = 0) -> list[RunRequest] | SkipReason:
+    """Runs covering every user partition: one, or one per `per_run` users (a partition range each, in the
+    partitions' order), which an executor such as Celery spreads over its workers."""
     if not keys:
         return SkipReason("no enabled users yet (the media_users sensor adds them)")
-    return RunRequest(tags=partition_range_tags(keys[0], keys[-1]))
+    size = per_run or len(keys)
+    groups = [keys[start:start + size] for start in range(0, len(keys), size)]
+    # a schedule that returns several runs must key each one
+    return [RunRequest(run_key=f"{group[0]}..{group[-1]}" if len(groups) > 1 else None,
+                       tags=partition_range_tags(group[0], group[-1])) for group in groups]
 
 
 def cron(job: AssetJob, cron_schedule: str, description: str) -> ScheduleDefinition:
@@ -70,13 +76,13 @@ def cron(job: AssetJob, cron_schedule: str, description: str) -> ScheduleDefinit
 
 
 def per_user_schedule(job: AssetJob, cron_schedule: str, description: str) -> ScheduleDefinition:
-    """One run over every user partition; skipped while the media server is not configured (each per-user
-    stage reads the server)."""
+    """Runs over every user partition (see `all_users_run`); skipped while the media server is not configured
+    (each per-user stage reads the server)."""
     @schedule(name=f"{job.name}_schedule", job=job, cron_schedule=cron_schedule,
               default_status=DefaultScheduleStatus.RUNNING, description=description)
-    def every_user(context: ScheduleEvaluationContext, media_server: MediaServerResource
-                   ) -> RunRequest | SkipReason:
+    def every_user(context: ScheduleEvaluationContext, media_server: MediaServerResource, pipeline: PipelineConfig
+                   ) -> list[RunRequest] | SkipReason:
         return media_server_missing(media_server) or all_users_run(
-            context.instance.get_dynamic_partitions(users_partitions.name))
+            context.instance.get_dynamic_partitions(users_partitions.name), pipeline.users_per_run)
 
     return every_user

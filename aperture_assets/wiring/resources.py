@@ -58,6 +58,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             run_retention_days=settings.run_retention_days,
             mass_removal_threshold=settings.mass_removal_threshold,
             user_removal_reads=settings.user_removal_reads,
+            users_per_run=settings.users_per_run,
             exclude_genres=settings.exclude_genres,
             exclude_tags=settings.exclude_tags,
             dropped_max_share=settings.dropped_max_share,
