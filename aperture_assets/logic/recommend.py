@@ -226,8 +226,9 @@ def score(catalog: Catalog, history: Sequence[History], collab: UserSignal | Map
     blocked = {h.show for h in history if h.state in EXCLUDED_STATES}
     removed = dict.fromkeys(REMOVAL_RULES, 0)
     candidates = []
-    for i, show in enumerate(catalog.shows):
-        if show in blocked or (pool is not None and show not in pool):
+    rows = range(len(catalog.shows)) if pool is None else sorted(catalog.index[s] for s in pool if s in catalog.index)
+    for i in rows:
+        if catalog.shows[i] in blocked:
             continue
         reason = rules.removal(catalog, i)
         if reason is None:

@@ -172,7 +172,8 @@ def tune(catalog: Catalog, histories: Mapping[str, Sequence[History]], now: date
     tastes = tastes_of(train, now, params, disliked)  # which shows, not how much: the matrix is binary
     models: dict[float, ItemScores] = {}
     pools: dict[str, set[str]] = {}
-    scored: dict[tuple[float, float], dict[str, Scored]] = {}
+    scored: dict[float, dict[str, Scored]] = {}
+    swapped: dict[tuple[float, float], dict[str, Scored]] = {}
 
     def evaluate(p: Params) -> float:
         if p.ease_lambda not in models:
@@ -180,11 +181,13 @@ def tune(catalog: Catalog, histories: Mapping[str, Sequence[History]], now: date
         model = models[p.ease_lambda]
         if not pools:  # one pool per user, from the default model, so every setting ranks the same candidates
             pools.update({u: local_pool(view, list(tastes[u]), model.signal(u)) for u in users})
-        if (p.half_life_days, p.ease_lambda) not in scored:
-            scored[p.half_life_days, p.ease_lambda] = {
-                u: score(view, train[u], model.signal(u), now, p, pools[u],
-                         Rules(disliked=disliked.get(u, frozenset()))) for u in users}
-        return mean_ndcg(scored[p.half_life_days, p.ease_lambda], view, hidden, p)
+        if p.half_life_days not in scored:  # the half-life moves content; the collaborative part is swapped below
+            scored[p.half_life_days] = {u: score(view, train[u], model.signal(u), now, p, pools[u],
+                                                 Rules(disliked=disliked.get(u, frozenset()))) for u in users}
+        if (p.half_life_days, p.ease_lambda) not in swapped:
+            swapped[p.half_life_days, p.ease_lambda] = {
+                u: with_collaborative(s, view, model.signal(u)) for u, s in scored[p.half_life_days].items()}
+        return mean_ndcg(swapped[p.half_life_days, p.ease_lambda], view, hidden, p)
 
     tried: dict[tuple, float] = {}
 
@@ -209,6 +212,14 @@ def tune(catalog: Catalog, histories: Mapping[str, Sequence[History]], now: date
             break
     return Tuning(best, defaults, "tuned", len(users), best_value, default_value,
                   [{"setting": list(k), "ndcg": round(v, 4)} for k, v in tried.items()])
+
+
+def with_collaborative(scored: Scored, catalog: Catalog, signal: UserSignal) -> Scored:
+    """`scored` with its collaborative component from another model."""
+    if scored.cold_start:
+        return scored
+    shows = [catalog.shows[i] for i in scored.candidates]
+    return replace(scored, components={**scored.components, "collaborative": signal.for_shows(shows)})
 
 
 def with_setting(p: Params, name: str, value: float) -> Params:
