@@ -35,7 +35,8 @@ def restrict_new_users(library: LibraryResource, database: DatabaseResource, use
     name="media_users",
     default_status=DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=300,
-    description="Adds a `users` partition per enabled media-server user (keyed by server user id), removes "
+    description="Adds a `users` partition per enabled media-server user (keyed by the user's name, kept when "
+    "they are renamed), removes "
     "partitions of users who were disabled, left out by APERTURE_USERS or gone for APERTURE_USER_REMOVAL_READS "
     "reads, and gives users who can see every library an explicit list that hides other users' picks.",
 )
