@@ -55,16 +55,20 @@ def summary_lines(results, metadata: dict) -> list[str]:
     from aperture_resources.recommendation_store import user_pick_summaries
     from aperture_resources.report_store import new_picks, user_states
 
-    lines = ["", "| Stage | Result | Seconds | Changed | Unchanged | Dagster run |", "|---|---|---|---|---|---|"]
-    for r in results:
-        changed, unchanged = changes(STAGE_ASSET[r.name], metadata.get(STAGE_ASSET[r.name], {}))
-        lines.append(f"| {r.name} | {'ok' if r.success else 'FAILED'} | {r.seconds:.1f} | {changed} | {unchanged} "
-                     f"| {r.run_id[:8]} |")
     with DatabaseResource(url=os.environ["APERTURE_DATABASE_URL"]).connect() as conn:
         totals = catalog_totals(conn)
         users = user_pick_summaries(conn)
         states = {u.name: u for u in user_states(conn)}
         fresh = new_picks(conn)
+    lines = ["", "| Stage | Result | Seconds | Changed | Unchanged | Dagster run |", "|---|---|---|---|---|---|"]
+    for r in results:
+        asset = STAGE_ASSET[r.name]
+        changed, unchanged = changes(asset, metadata.get(asset, {}))
+        if asset == "series_recommendations" and asset in metadata:  # users whose list differs from their last
+            moved = sum(1 for n in fresh.values() if n != 0)
+            changed, unchanged = f"{moved} users", f"{len(fresh) - moved} users"
+        lines.append(f"| {r.name} | {'ok' if r.success else 'FAILED'} | {r.seconds:.1f} | {changed} | {unchanged} "
+                     f"| {r.run_id[:8]} |")
     lines += ["", f"catalog: {totals.series} series, {totals.episodes} episodes", "",
               "| User | Picks | New | Top picks | Library folder |", "|---|---|---|---|---|"]
     for u in users:

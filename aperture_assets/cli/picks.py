@@ -34,8 +34,16 @@ def users_table(users: Sequence[UserState], wanted: Sequence[str]) -> list[str]:
     return lines
 
 
+ORDER = ("content", "collaborative", "popularity", "rating", "negative")
+
+
 def components_text(components: dict) -> str:
-    return ", ".join(f"{name} {value:.3f}" for name, value in components.items() if isinstance(value, int | float))
+    """The score's parts in a fixed order (any others after), and how alike the picks above it were."""
+    names = [n for n in ORDER if n in components] + sorted(set(components) - set(ORDER) - {"mmr_similarity"})
+    parts = [f"{name} {components[name]:.3f}" for name in names if isinstance(components[name], int | float)]
+    if isinstance(components.get("mmr_similarity"), int | float):
+        parts.append(f"likeness to the picks above {components['mmr_similarity']:.2f}")
+    return ", ".join(parts)
 
 
 def evidence_text(evidence: Sequence[dict]) -> list[str]:
