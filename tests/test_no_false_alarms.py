@@ -157,3 +157,29 @@ def test_transient_errors_are_told_from_errors_to_fix(sample_server, pg_server_u
     assert transient(error_of(lambda: gone.connect().__enter__()))  # "APERTURE_DATABASE_URL: cannot connect"
     with psycopg.connect(pg_server_url) as conn:
         assert not transient(error_of(lambda: conn.execute("SELECT * FROM no_such_table")))  # a bug stays one
+
+
+@pytest.mark.parametrize(("status", "retried"), [(404, False), (503, True)])
+def test_a_user_whose_read_fails_is_retried_only_when_the_fault_may_pass(status, retried, emby_server, database,
+                                                                         sql, monkeypatch):
+    """Watch history isolates users: the others are saved, and the step is retried only for a transient error.
+    (Emby reads a user's items under /Users/{id}/, so a fault can hit one user.)"""
+    from aperture_assets.defs.watch_history.assets import series_watch_history
+    from aperture_assets.wiring.dagster_internals import partition_range_tags
+
+    resources = {"media_server": media_resource(emby_server, retries=0), "database": database,
+                 "pipeline": PipelineConfig()}
+    assert sync_series_job(resources).execute_in_process().success
+    ids = {u["Name"]: u["Id"] for u in emby_server.state.users_json()}
+    monkeypatch.setattr(jobs, "RETRY", RetryPolicy(max_retries=1, delay=0.1))
+    emby_server.faults = FaultPlan(error_rate=1.0, error_status=status, rate_paths=(f"/Users/{ids['alice']}/",))
+    job = jobs.asset_job("sync_series_watch_history", ("series_watch_history",), "history")
+    keys = sorted([ids["alice"], ids["bob"]])
+    with instance_for_test(overrides={"run_retries": RUN_RETRIES}) as instance:
+        instance.add_dynamic_partitions(users_partitions.name, keys)
+        result = Definitions(assets=[series_watch_history], jobs=[job], resources=resources).resolve_job_def(
+            "sync_series_watch_history").execute_in_process(
+            instance=instance, raise_on_error=False, tags=partition_range_tags(keys[0], keys[-1]))
+        assert not result.success and (retries_of(instance, result.run_id) == 1) is retried
+    assert sql("SELECT count(*) FROM episode_watch_state WHERE user_id = %s", (ids["bob"],))[0][0] > 0
+    assert sql("SELECT count(*) FROM episode_watch_state WHERE user_id = %s", (ids["alice"],))[0][0] == 0

@@ -60,7 +60,7 @@ from aperture_assets.logic.watch_rows import (
 from aperture_assets.wiring import progress
 from aperture_assets.wiring.automation import NEW_USER
 from aperture_assets.wiring.partitions import run_users, users_partitions
-from aperture_assets.wiring.stage import stage_body
+from aperture_assets.wiring.stage import stage_body, transient
 from aperture_resources.database import DatabaseResource
 from aperture_resources.media_server import MediaServerClient, MediaServerResource
 from aperture_resources.watch_store import (
@@ -290,7 +290,7 @@ def series_watch_history(
         with media_server.client() as client:
             return sync_user(client, database, user_id, media_server.picks_root, catalog=catalog)
 
-    results, failures = [], {}
+    results, failures, errors = [], {}, []
     with ThreadPoolExecutor(max(1, min(media_server.concurrency, len(user_ids)))) as pool:
         futures = {uid: pool.submit(one, uid) for uid in user_ids}
         for done, (uid, future) in enumerate(futures.items(), start=1):
@@ -299,6 +299,7 @@ def series_watch_history(
                 progress.advance("series_watch_history", "users", done, len(user_ids))
             except Exception as exc:  # isolate users: the others' results are committed regardless
                 failures[uid] = str(exc)
+                errors.append(exc)
                 context.log.error("watch history for user %s failed: %s", uid, exc)
     for result in results:
         context.add_asset_metadata(user_metadata(result), partition_key=users.key(result["user_id"]))
@@ -306,6 +307,7 @@ def series_watch_history(
         raise Failure(
             description=f"{len(failures)} of {len(user_ids)} users failed; the other {len(results)} were saved.",
             metadata={"failed_users": MetadataValue.json(failures)},
+            allow_retries=any(transient(exc) for exc in errors),  # a retry only helps past a passing fault
         )
     return MaterializeResult(metadata=run_metadata(results, time.perf_counter() - started))
 
