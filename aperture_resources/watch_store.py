@@ -237,7 +237,10 @@ def refresh_series_progress(
                    bool_or(NOT w.played AND w.position_ticks > 0) AS resuming,
                    max(w.play_count) AS max_plays,
                    max(w.last_played_at) AS last_watched
-            FROM episode_watch_state w JOIN episodes e ON e.id = w.episode_id
+            FROM episode_watch_state w
+            -- one index lookup per watched episode: a plain join lets the planner read all episodes
+            CROSS JOIN LATERAL (SELECT series_id, season_number, removed_at FROM episodes
+                                WHERE id = w.episode_id LIMIT 1) e
             WHERE w.user_id = %(u)s
             GROUP BY e.series_id
         ), fav AS (
@@ -245,10 +248,10 @@ def refresh_series_progress(
         ), ids AS (
             SELECT series_id FROM ws UNION SELECT series_id FROM fav
         ), avail AS (
-            SELECT e.series_id, count(*) AS available
-            FROM episodes e JOIN ids USING (series_id)
-            WHERE e.removed_at IS NULL AND e.season_number IS DISTINCT FROM 0
-            GROUP BY e.series_id
+            SELECT ids.series_id, a.available FROM ids CROSS JOIN LATERAL (
+                SELECT count(*) AS available FROM episodes e
+                WHERE e.series_id = ids.series_id AND e.removed_at IS NULL
+                  AND e.season_number IS DISTINCT FROM 0) a
         )
         SELECT ids.series_id, coalesce(ws.watched, 0), coalesce(avail.available, 0), coalesce(ws.resuming, false),
                coalesce(ws.max_plays, 0), ws.last_watched, fav.series_id IS NOT NULL, s.status

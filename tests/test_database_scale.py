@@ -113,13 +113,8 @@ def test_nearest_neighbours_use_the_models_hnsw_index(big):
     ("series_provider_ids", lambda c: watch_store.series_provider_ids(c, ["s1", "s2"])),
     ("match_by_provider", lambda c: watch_store.match_by_provider(
         c, [(0, "100001", None, None, 1, 1, None), (1, None, "500002", None, None, None, None)])),
-    pytest.param("write_user_history", lambda c: watch_store.write_user_history(
-        c, "u7", [("e1_1", True, 2, None, 0, None, False)], ["s1"], series_state, False),
-        marks=pytest.mark.xfail(strict=True, reason=(
-            "refresh_series_progress joins the user's ~1,000 watch rows to episodes, and the `avail` part joins "
-            "their series to episodes, by hash join over a sequential read of all episodes (planner defaults, "
-            "random_page_cost=4): every user's history sync reads the whole episodes table. Fix in watch_store "
-            "(look episodes up per id / per series) or tune random_page_cost for SSDs; then drop this mark."))),
+    ("write_user_history", lambda c: watch_store.write_user_history(
+        c, "u7", [("e1_1", True, 2, None, 0, None, False)], ["s1"], series_state, False)),
     ("catalog upsert of one page", lambda c: sync_table(c, "episodes", page_of(c, "episodes"), mark_removed=False)),
 ])
 def test_per_user_and_per_item_statements_use_indexes(big, name, call):
