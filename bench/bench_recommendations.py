@@ -23,7 +23,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from aperture_dev.fake_ai_server import FakeAIServer
-from common import synthetic_bench
+from common import API_KEY, synthetic_bench
 
 from aperture_assets.defs.catalog.assets import series_catalog
 from aperture_assets.defs.embeddings.assets import series_embeddings
@@ -33,6 +33,7 @@ from aperture_assets.defs.watch_history.assets import series_watch_history
 from aperture_assets.logic.evaluation import LABELS, METHODS, METRICS, evaluate
 from aperture_assets.logic.recommend import REMOVAL_RULES
 from aperture_resources.ai import AIProviderResource
+from aperture_resources.media_server import SERVERS
 
 K = 12
 BASELINES = ("ease", "item_knn", "popular", "prior_tool")
@@ -87,7 +88,8 @@ def small_servers(bench, model: str, synthetic_users: int) -> None:
     modulo its group count), each server evaluated on its own."""
     with bench.database.connect() as conn:
         catalog, histories = load_world(conn, model)
-        names = dict(conn.execute("SELECT id, name FROM media_users").fetchall())
+    with SERVERS[bench.server.mode](url=bench.server.url, api_key=API_KEY).client() as client:
+        names = {str(u["Id"]): u["Name"] for u in client.users()}
     users = sorted(u for u, h in histories.items() if any(x.watched.episodes_watched for x in h))
     groups = max(1, min(5, synthetic_users // 2))  # as the generator forms them
     by_group: dict[int, list[str]] = {}
