@@ -66,7 +66,7 @@ def evaluate(catalog: Catalog, histories: Mapping[str, Sequence[History]], now: 
     for user in sorted(hidden):
         rest, rules = train[user], Rules(disliked=disliked.get(user, frozenset()))
         signal = models["ease"].signal(user)
-        pool = local_pool(view, list(tastes[user]), signal)
+        pool = local_pool(view, rest, list(tastes[user]), signal)
         ranked = {
             "aperture": [p.show for p in recommend(view, rest, signal, now, tuning.params, pool, rules).picks],
             "aperture_default": [p.show for p in recommend(view, rest, signal, now, default, pool, rules).picks],

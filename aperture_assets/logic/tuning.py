@@ -20,6 +20,7 @@ import numpy as np
 
 from aperture_assets.logic.collaborative import ItemScores, UserSignal, ease
 from aperture_assets.logic.recommend import (
+    EXCLUDED_STATES,
     Catalog,
     History,
     Params,
@@ -101,11 +102,12 @@ def default_params(params: Params, users_with_history: int) -> Params:
     return replace(params, weights=SMALL_SERVER_WEIGHTS if users_with_history <= SMALL_SERVER_USERS else WEIGHTS)
 
 
-def local_pool(catalog: Catalog, taste_shows: Sequence[str], signal: UserSignal) -> set[str]:
+def local_pool(catalog: Catalog, history: Sequence[History], taste_shows: Sequence[str],
+               signal: UserSignal) -> set[str]:
     """The asset's candidate pool computed exactly in numpy: the nearest shows to each watched show (the asset
     asks pgvector's index), plus `usual_candidates`."""
     anchors = [catalog.index[s] for s in taste_shows if s in catalog.index]
-    pool = usual_candidates(catalog, signal)
+    pool = usual_candidates(catalog, signal, started(history))
     if anchors:
         sims = catalog.vectors @ catalog.vectors[anchors].T
         n = min(NEIGHBOURS, len(catalog.shows))
@@ -114,12 +116,20 @@ def local_pool(catalog: Catalog, taste_shows: Sequence[str], signal: UserSignal)
     return pool
 
 
-def usual_candidates(catalog: Catalog, signal: UserSignal) -> set[str]:
-    """The user's best collaborative scores and the server's most popular shows."""
-    best = np.argsort(-signal.row, kind="stable")[:COLLABORATIVE_POOL]
+def started(history: Sequence[History]) -> set[str]:
+    """The shows a user can't be offered (started, caught up or completed)."""
+    return {h.show for h in history if h.state in EXCLUDED_STATES}
+
+
+def usual_candidates(catalog: Catalog, signal: UserSignal, seen: set[str]) -> set[str]:
+    """The user's best collaborative scores and the server's most popular shows, among shows not `seen` (on a
+    small server the user's own shows are much of what is popular and would crowd the others out)."""
     items = list(signal.index)
-    popular = np.argsort(-catalog.popularity, kind="stable")[:POPULAR_POOL]
-    return {items[i] for i in best if signal.row[i] > 0} | {catalog.shows[i] for i in popular}
+    top = np.argsort(-signal.row, kind="stable")[: COLLABORATIVE_POOL + len(seen)]  # enough after removing seen
+    best = [items[i] for i in top if signal.row[i] > 0 and items[i] not in seen]
+    top = np.argsort(-catalog.popularity, kind="stable")[: POPULAR_POOL + len(seen)]
+    popular = [catalog.shows[i] for i in top if catalog.shows[i] not in seen]
+    return set(best[:COLLABORATIVE_POOL]) | set(popular[:POPULAR_POOL])
 
 
 def split_view(catalog: Catalog, train: Mapping[str, Sequence[History]]) -> Catalog:
@@ -180,7 +190,7 @@ def tune(catalog: Catalog, histories: Mapping[str, Sequence[History]], now: date
             models[p.ease_lambda] = ease(tastes, p.ease_lambda)
         model = models[p.ease_lambda]
         if not pools:  # one pool per user, from the default model, so every setting ranks the same candidates
-            pools.update({u: local_pool(view, list(tastes[u]), model.signal(u)) for u in users})
+            pools.update({u: local_pool(view, train[u], list(tastes[u]), model.signal(u)) for u in users})
         if p.half_life_days not in scored:  # the half-life moves content; the collaborative part is swapped below
             scored[p.half_life_days] = {u: score(view, train[u], model.signal(u), now, p, pools[u],
                                                  Rules(disliked=disliked.get(u, frozenset()))) for u in users}

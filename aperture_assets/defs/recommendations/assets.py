@@ -41,7 +41,7 @@ from aperture_assets.logic.recommend import (
 )
 from aperture_assets.logic.rules import access_verdicts, user_rules
 from aperture_assets.logic.scoring import Watched
-from aperture_assets.logic.tuning import NEIGHBOURS, Tuning, tastes_of, tune, usual_candidates
+from aperture_assets.logic.tuning import NEIGHBOURS, Tuning, started, tastes_of, tune, usual_candidates
 from aperture_assets.wiring import progress
 from aperture_assets.wiring.automation import NEW_USER
 from aperture_assets.wiring.partitions import read_users, run_users, users_partitions
@@ -84,19 +84,20 @@ def load_world(conn, model: str) -> tuple[Catalog, dict[str, list[History]]]:
     return catalog, dict(histories)
 
 
-def candidate_pool(conn, model: str, catalog: Catalog, mine: dict[str, float], signal: UserSignal) -> set[str]:
+def candidate_pool(conn, model: str, catalog: Catalog, history: list[History], mine: dict[str, float],
+                   signal: UserSignal) -> set[str]:
     """pgvector neighbours of the user's shows, their best collaborative scores and the server's most popular
-    shows (the tuning's `local_pool`, with the index instead of exact search)."""
+    shows they haven't started (the tuning's `local_pool`, with the index instead of exact search)."""
     anchors = [catalog.series_ids[catalog.index[s]] for s in mine if s in catalog.index]
     dims = catalog.vectors.shape[1] if catalog.vectors.size else 0
     pool = nearest_shows(conn, model, dims, anchors, NEIGHBOURS) if dims else set()
-    return pool | usual_candidates(catalog, signal)
+    return pool | usual_candidates(catalog, signal, started(history))
 
 
 def recommend_user(conn, model: str, catalog: Catalog, histories: dict[str, list[History]],
                    weights: dict[str, dict[str, float]], signal: UserSignal, user_id: str, params: Params,
                    now: datetime, rules: Rules) -> Result:
-    pool = candidate_pool(conn, model, catalog, weights.get(user_id, {}), signal)
+    pool = candidate_pool(conn, model, catalog, histories.get(user_id, []), weights.get(user_id, {}), signal)
     return recommend(catalog, histories.get(user_id, []), signal, now, params, pool, rules)
 
 
