@@ -233,7 +233,7 @@ def pick_line(p: Pick) -> str:
     watched X, Y": the components add up to the score (less any pull of disliked or dropped shows)."""
     parts = ", ".join(f"{name} {value:.2f}" for name, value in p.components.items()
                       if name in SHOWN_COMPONENTS and name != "negative")
-    if p.components.get("negative"):
+    if p.components.get("negative", 0.0) >= 0.005:
         parts += f", minus {p.components['negative']:.2f} for shows you disliked or dropped"
     names = [e["name"] for e in taste_evidence(p.evidence)]
     because = f"because you watched {', '.join(names)}" if names else "popular and well rated on this server"
@@ -246,7 +246,7 @@ def order_note(result: Result) -> str:
     """Why a pick can rank above one with a higher score: MMR trades score for variety."""
     if result.cold_start:
         return "Cold start: ranked by popularity and rating alone."
-    moved = [f"pick {p.rank:02d} (score {p.score:.2f}) gave way to pick {above.rank:02d} ({above.score:.2f}): it is "
+    moved = [f"pick {p.rank:02d} (score {p.score:.3f}) gave way to pick {above.rank:02d} ({above.score:.3f}): it is "
              f"{p.components.get('mmr_similarity', 0):.2f} similar to a pick above it"
              for p, above in zip(result.picks[1:], result.picks, strict=False) if p.score > above.score]
     return "Ranked by score, with variety (MMR): a pick much like those above it gives way to a different one." \
