@@ -42,11 +42,11 @@ def link_targets(folder: Path) -> list[str]:
     return [os.readlink(p) for p in folder.rglob("*") if p.is_symlink()]
 
 
-def user_metadata(result, user_id: str) -> dict:
+def user_metadata(result, key: str) -> dict:
     for event in result.get_asset_materialization_events():
-        if event.partition == user_id:
+        if event.partition == key:
             return {k: v.value for k, v in event.materialization.metadata.items()}
-    raise AssertionError(f"no materialization for {user_id}")
+    raise AssertionError(f"no materialization for partition {key}")
 
 
 @pytest.mark.parametrize("mode", ["jellyfin", "emby"])
@@ -66,14 +66,14 @@ def test_every_pick_obeys_access_parental_rules_and_dislikes(mode, make_world):
         assert rating, f"{name}: unrated series are blocked for kid"
         assert "scary" not in {t.casefold() for t in tags}, name
         assert rating_value(scale, rating) <= 10, (name, rating)
-    kid_meta = user_metadata(results["recommendations"], kid)
+    kid_meta = user_metadata(results["recommendations"], "kid")  # partitions are keyed by name
     assert kid_meta["removed_rating"] > 0 and kid_meta["picks"] == len(kid_picks)
     kid_ratings = nfo_values(user_folder(world.root, kid), "mpaa")
     assert kid_ratings and all(r in {"TV-Y", "TV-G", "TV-Y7", "TV-PG", "G", "PG"} for r in kid_ratings.values())
 
     carol_picks = picks_of(world, carol)
     assert carol_picks and all(library != "Kids TV" for *_, library in carol_picks), carol_picks
-    assert user_metadata(results["recommendations"], carol)["removed_access"] > 0
+    assert user_metadata(results["recommendations"], "carol")["removed_access"] > 0
     assert not [t for t in link_targets(user_folder(world.root, carol)) if t.startswith("/media/kids")]
 
     heidi_names = {name for name, *_ in picks_of(world, heidi)}
