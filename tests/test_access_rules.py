@@ -158,8 +158,9 @@ def test_the_reason_line_names_the_shows_behind_a_pick_and_viewers_like_you() ->
     pick = recommend(catalog, [watched("show:1", 10, favorite=True), watched("show:2", 10)], {}, NOW).picks[0]
     line = template(pick)
     assert line.startswith("Because you watched Show ") and line.endswith(".")
-    social = pick.__class__(**{**pick.__dict__, "components": {**pick.components, "collaborative": 0.9}})
-    assert template(social).endswith("; popular with viewers like you.")
+    assert pick.components["collaborative"] < pick.score / 3 and "viewers like you" not in line
+    social = pick.__class__(**{**pick.__dict__, "components": {**pick.components, "collaborative": 0.4 * pick.score}})
+    assert template(social).endswith("; popular with viewers like you.")  # co-watching gives 40% of the score
     cold = recommend(catalog, [], {}, NOW).picks[0]
     assert template(cold) == "Popular and well rated on this server."
 

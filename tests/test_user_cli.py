@@ -141,3 +141,16 @@ def test_effective_exclusions_lets_a_user_back_in_and_ignores_case() -> None:
     assert effective_exclusions(prefs, [" horror", "Reality", ""], ["War"]) == (
         {"comedy", "reality"}, {"gore", "war"})
     assert effective_exclusions(UserPreferences("v"), ["Horror"], []) == ({"horror"}, set())
+
+
+def test_why_says_what_the_user_watched_and_what_viewers_like_them_watched() -> None:
+    from aperture_assets.cli.picks import evidence_text
+
+    lines = evidence_text([
+        {"name": "The Wire", "similarity": 0.81, "signal": "favourite", "source": "content"},
+        {"name": "Ozark", "similarity": 0.4, "signal": "watched", "source": "content+collaborative"},
+        {"name": "Narcos", "signal": "watched", "source": "collaborative", "co_watch_weight": 0.3},
+        {"name": "Dexter", "similarity": 0.7, "signal": "dropped"},
+    ])
+    assert lines == ["because you watched The Wire (0.81) [favourite], Ozark (0.40) [watched]",
+                     "viewers who watched Ozark, Narcos also watched it", "held back by Dexter (dropped)"]

@@ -47,14 +47,20 @@ def components_text(components: dict) -> str:
 
 
 def evidence_text(evidence: Sequence[dict]) -> list[str]:
-    """The shows behind a pick, in words: what the user watched that it is like, what pulled it down."""
-    liked = [e for e in evidence if e.get("signal") not in NEGATIVE_SIGNALS and e.get("name")]
-    against = [e for e in evidence if e.get("signal") in NEGATIVE_SIGNALS and e.get("name")]
+    """The shows behind a pick, in words: what the user watched that it is like, what viewers of the user's
+    shows also watched, and what pulled it down."""
+    named = [e for e in evidence if e.get("name")]
+    liked = [e for e in named if e.get("signal") not in NEGATIVE_SIGNALS]
+    like = [e for e in liked if "content" in str(e.get("source", "content"))]
+    co_watched = [e for e in liked if "collaborative" in str(e.get("source", ""))]
+    against = [e for e in named if e.get("signal") in NEGATIVE_SIGNALS]
     lines = []
-    if liked:
+    if like:
         lines.append("because you watched " + ", ".join(
             f"{e['name']}" + (f" ({e['similarity']:.2f})" if isinstance(e.get("similarity"), int | float) else "")
-            + (f" [{e['signal']}]" if e.get("signal") else "") for e in liked))
+            + (f" [{e['signal']}]" if e.get("signal") else "") for e in like))
+    if co_watched:
+        lines.append("viewers who watched " + ", ".join(e["name"] for e in co_watched) + " also watched it")
     if against:
         lines.append("held back by " + ", ".join(f"{e['name']} ({e['signal']})" for e in against))
     return lines

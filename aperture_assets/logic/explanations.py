@@ -12,7 +12,7 @@ from aperture_assets.logic.recommend import Pick
 
 MAX_CHARS = 300
 NEGATIVE_SIGNALS = ("disliked", "dropped")
-LIKE_YOU = 0.5  # a collaborative component at least this high is worth saying
+LIKE_YOU = 1 / 3  # when co-watching gives at least this share of a pick's score, it is worth saying
 
 
 def taste_evidence(evidence: Sequence[dict]) -> list[dict]:
@@ -24,7 +24,7 @@ def template(pick: Pick) -> str:
     """One short line of why, from the stored evidence alone: the shows behind it and whether viewers like
     this user watched it ("Because you watched The Wire and Ozark; popular with viewers like you")."""
     names = [e["name"] for e in taste_evidence(pick.evidence)[:2]]
-    like_you = pick.components.get("collaborative", 0.0) >= LIKE_YOU
+    like_you = pick.score > 0 and pick.components.get("collaborative", 0.0) >= LIKE_YOU * pick.score
     if not names:
         return "Popular with viewers like you." if like_you else "Popular and well rated on this server."
     because = names[0] if len(names) == 1 else f"{names[0]} and {names[1]}"
