@@ -69,9 +69,9 @@ class StageConsole:
     """Prints the stages' progress (a `progress.Watcher`) and keeps each stage's metadata for the summary."""
 
     def __init__(self, verbosity: int = NORMAL, terminal: bool = False,
-                 write: Callable[[str], None] | None = None) -> None:
+                 write: Callable[[str], None] | None = None, console: Console | None = None) -> None:
         self.verbosity = verbosity
-        self.console = Console(highlight=False, soft_wrap=True)
+        self.console = console or Console(highlight=False, soft_wrap=True)
         self.write = write or (lambda line: self.console.print(line, markup=False))
         self.bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                              console=self.console, transient=True) if terminal and verbosity > QUIET else None

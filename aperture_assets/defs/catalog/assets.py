@@ -22,6 +22,7 @@ from aperture_assets.logic.catalog_rows import (
     shrunken_libraries,
     unique_rows,
 )
+from aperture_assets.wiring import progress
 from aperture_assets.wiring.stage import stage_body
 from aperture_resources.catalog_store import (
     CatalogRead,
@@ -246,7 +247,7 @@ def stream_read(client: MediaServerClient, ids: list[str], stage: CatalogStage, 
         for args in reads:
             pool.submit(read, *args)
         try:
-            done = 0
+            done = written = 0
             while done < len(reads):
                 n, page = pages.get()
                 if isinstance(page, BaseException):
@@ -256,6 +257,9 @@ def stream_read(client: MediaServerClient, ids: list[str], stage: CatalogStage, 
                     continue
                 _, table, _, library_id = reads[n]
                 stage.write(table, n, rows.build(table, page, library_id, client.poster_path))
+                written += len(page)
+                progress.advance("series_catalog", "items", written,
+                                 sum(t for counts in totals.values() for t in counts.values()) or None)
         finally:
             stop.set()
     return totals
