@@ -1,4 +1,4 @@
-"""`series_catalog`: the spec's sync-series job as an asset (series, seasons, episodes, posters)."""
+"""`series_catalog`: the catalog synced from the media server (series, seasons, episodes, posters)."""
 
 import queue
 import threading
@@ -124,7 +124,7 @@ def read_changes(client: MediaServerClient, conn, previous: dict[str, CatalogRea
     pool="media_server",
     group_name="catalog",
     kinds={"postgres"},
-    description="Series, seasons and episodes of the enabled TV libraries (the spec's sync-series).",
+    description="Series, seasons and episodes of the enabled TV libraries, synced from the media server.",
 )
 @stage_body
 def series_catalog(

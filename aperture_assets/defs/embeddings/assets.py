@@ -1,4 +1,4 @@
-"""`series_embeddings`: the spec's generate-series-embeddings, incremental by text hash."""
+"""`series_embeddings`: one vector per series, incremental by text hash."""
 
 import time
 
@@ -30,8 +30,8 @@ from aperture_resources.embedding_store import (
     deps=["series_catalog"],
     group_name="embeddings",
     kinds={"postgres", "pgvector"},
-    description="One vector per active series for the configured model; only new or changed text is embedded "
-    "(the spec's generate-series-embeddings).",
+    description="One vector per active series for the configured model; only new or changed text is "
+    "embedded.",
 )
 @stage_body
 def series_embeddings(

@@ -1,4 +1,4 @@
-"""`series_library[user]`: the spec's sync-series-libraries, one partition per user.
+"""`series_library[user]`: each user's picks library on disk and on the server, one partition per user.
 
 Per run: every user's folder is written from their latest picks (diff-based: unchanged files are not
 touched), each user's library is found or created once, every user's policy is made to hide other users'
@@ -154,7 +154,7 @@ def finish_on_server(client: MediaServerClient, user: UserLibrary, library_id: s
     group_name="libraries",
     kinds={"jellyfin", "emby"},
     description="Per-user 'AI Picks - TV' library: folder tree on disk, a server library visible only to its "
-    "user, rescanned when it changed, placeholders marked played (the spec's sync-series-libraries).",
+    "user, rescanned when it changed, placeholders marked played.",
 )
 @stage_body
 def series_library(

@@ -1,4 +1,4 @@
-"""`series_recommendations[user]`: the spec's generate-series-recommendations, one partition per user.
+"""`series_recommendations[user]`: each user's ranked picks, one partition per user.
 
 The taste profile is rebuilt from episode history on every run (never cached). Each run first tunes the blend
 on this server's own history (`tuning`), then computes the collaborative model (EASE) once for everyone.
@@ -132,8 +132,8 @@ class UsersRules:
     backfill_policy=BackfillPolicy.single_run(),
     group_name="recommendations",
     kinds={"postgres", "pgvector"},
-    description="Per-user ranked picks with score components, evidence and optional explanations "
-    "(the spec's generate-series-recommendations).",
+    description="Per-user ranked picks with score components, evidence and optional explanations, under the "
+    "user's library access, parental limits and dislikes.",
 )
 @stage_body
 def series_recommendations(

@@ -1,4 +1,4 @@
-"""`series_watch_history[user]`: the spec's sync-series-watch-history, one partition per user.
+"""`series_watch_history[user]`: what each user watched, one partition per user.
 
 The write is diff-based (only rows that differ are touched; a no-change sync changes zero rows) and the
 read is incremental where that is provably exact, else full. Resume positions and favourites (small
@@ -274,7 +274,7 @@ def sync_user(client: MediaServerClient, database: DatabaseResource, user_id: st
     backfill_policy=BackfillPolicy.single_run(),
     group_name="history",
     kinds={"postgres"},
-    description="Per-user episode watch state and derived series progress (the spec's sync-series-watch-history).",
+    description="Per-user episode watch state, favourites and dislikes, and derived series progress.",
 )
 @stage_body
 def series_watch_history(
