@@ -64,8 +64,15 @@ def index_name(model: str) -> str:
 
 
 def ensure_model_index(conn: psycopg.Connection, model: str, dims: int) -> str:
-    """A partial HNSW cosine index for this model's vectors (each model has its own dimension)."""
+    """A partial HNSW cosine index for this model's vectors (each model has its own dimension).
+
+    The build gets 512 MB of maintenance memory for its transaction: with PostgreSQL's default 64 MB the graph
+    of 20,000 1536-dimension vectors stops fitting and the build crawls (measured 178 s against 42-50 s)."""
     name = index_name(model)
+    exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0]
+    if exists:
+        return name
+    conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
     conn.execute(
         sql.SQL(
             "CREATE INDEX IF NOT EXISTS {name} ON series_embeddings USING hnsw "

@@ -36,12 +36,15 @@ class SeriesProgress:
 
 @dataclass(frozen=True)
 class WatchSync:
-    """A user's last writing sync: the picks root it excluded, its last full read and the catalog it saw."""
+    """A user's last writing sync: the picks root it excluded, its last full read, the catalog it saw, the digest
+    of what it read (None: never skip) and how many of its items matched no catalog episode."""
 
     exclude_root: str
     full_read_at: datetime
     catalog_removals: str
     catalog_version: str
+    read_digest: str | None = None
+    unmatched_items: int = 0
 
 
 @dataclass(frozen=True)
@@ -317,7 +320,8 @@ def load_watch_sync(conn: psycopg.Connection, user_id: str) -> tuple[WatchSync |
     the database's time now: a read that starts after this instant is what the next sync compares with)."""
     with conn.cursor(row_factory=class_row(WatchSync)) as cur:
         sync = cur.execute(
-            "SELECT exclude_root, full_read_at, catalog_removals, catalog_version FROM user_watch_sync "
+            "SELECT exclude_root, full_read_at, catalog_removals, catalog_version, read_digest, unmatched_items "
+            "FROM user_watch_sync "
             "WHERE user_id = %s",
             (user_id,),
         ).fetchone()
@@ -377,19 +381,28 @@ def write_played_items(conn: psycopg.Connection, user_id: str, rows: Sequence[tu
 
 
 def save_watch_sync(conn: psycopg.Connection, user_id: str, exclude_root: str, read: str,
-                    read_started: datetime, catalog: CatalogVersion) -> None:
-    """Record a sync that wrote something, read in full or saw a new catalog: how, with which picks root,
-    when its read started and which catalog it saw."""
+                    read_started: datetime, catalog: CatalogVersion, digest: str | None = None,
+                    unmatched: int = 0) -> None:
+    """Record a sync that wrote something, read in full, saw a new catalog or a new read digest: how, with which
+    picks root, when its read started, which catalog it saw, the digest of its read and its unmatched count."""
     conn.execute(
         """
         INSERT INTO user_watch_sync AS s (user_id, exclude_root, full_read_at, synced_at, last_read,
-                                          catalog_removals, catalog_version)
-        VALUES (%(u)s, %(root)s, %(at)s, %(at)s, %(read)s, %(removals)s, %(version)s)
+                                          catalog_removals, catalog_version, read_digest, unmatched_items)
+        VALUES (%(u)s, %(root)s, %(at)s, %(at)s, %(read)s, %(removals)s, %(version)s, %(digest)s, %(unmatched)s)
         ON CONFLICT (user_id) DO UPDATE SET exclude_root = EXCLUDED.exclude_root, synced_at = EXCLUDED.synced_at,
             last_read = EXCLUDED.last_read, catalog_removals = EXCLUDED.catalog_removals,
-            catalog_version = EXCLUDED.catalog_version,
+            catalog_version = EXCLUDED.catalog_version, read_digest = EXCLUDED.read_digest,
+            unmatched_items = EXCLUDED.unmatched_items,
             full_read_at = CASE WHEN EXCLUDED.last_read = 'full' THEN EXCLUDED.full_read_at ELSE s.full_read_at END
         """,
         {"u": user_id, "root": exclude_root, "read": read, "at": read_started, "removals": catalog.removals,
-         "version": catalog.version},
+         "version": catalog.version, "digest": digest, "unmatched": unmatched},
     )
+
+
+def stored_episode_counts(conn: psycopg.Connection, user_id: str) -> tuple[int, int]:
+    """(episodes watched, episodes in progress) among the user's stored episode states."""
+    return conn.execute(
+        "SELECT count(*) FILTER (WHERE played), count(*) FILTER (WHERE NOT played AND position_ticks > 0) "
+        "FROM episode_watch_state WHERE user_id = %s", (user_id,)).fetchone()

@@ -270,8 +270,18 @@ def test_a_no_change_resync_is_incremental_cheap_and_writes_nothing(resources, s
     again = sync_history(resources, instance, [alice]).asset_materializations_for_node("series_watch_history")[0]
     m = again.metadata
     assert m["read"].value == "incremental" and m["http_requests"].value <= 4  # window, resume, favourites, dislikes
-    assert m["rows_changed"].value == 0
+    assert m["rows_changed"].value == 0 and m["read_unchanged"].value  # the digest matched: remap and writes skipped
     assert sql("SELECT * FROM user_watch_sync WHERE user_id = %s", (alice,)) == sync_row  # not even bookkeeping
+    assert m["episodes_watched"].value == first.metadata["episodes_watched"].value  # figures read from the store
+    assert m["series_completed"].value == first.metadata["series_completed"].value
+
+    # a change outside the played set (a favourite series) changes the digest: written, not skipped
+    series = sql("SELECT id FROM series s WHERE NOT EXISTS (SELECT 1 FROM series_favorites f "
+                 "WHERE f.user_id = %s AND f.series_id = s.id) ORDER BY id LIMIT 1", (alice,))[0][0]
+    sample_server.state.set_favorite(alice, series)
+    m = sync_history(resources, instance, [alice]).asset_materializations_for_node("series_watch_history")[0].metadata
+    assert not m["read_unchanged"].value and m["rows_changed"].value > 0
+    assert sql("SELECT 1 FROM series_favorites WHERE user_id = %s AND series_id = %s", (alice, series)) == [(1,)]
 
     # a new play: still incremental, and it lands
     episode = sql("SELECT e.id FROM episodes e WHERE NOT EXISTS (SELECT 1 FROM episode_watch_state w "

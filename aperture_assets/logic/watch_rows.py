@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -199,3 +201,15 @@ def stored_played(item: PlayedItem) -> EpisodeState:
                         played_percentage=item.played_percentage, is_favorite=False, series_id=item.series_id,
                         season_number=item.season_number, episode_number=item.episode_number,
                         provider_ids=(item.tvdb_id, item.tmdb_id, item.imdb_id), excluded=item.excluded)
+
+
+def read_digest(played: Mapping[str, EpisodeState], others: Sequence[dict], favorite_series: Sequence[dict],
+                disliked_series: Sequence[dict], exclude_root: str) -> str:
+    """A digest of everything a user's read feeds into the writes (the played set as stored, the resume and
+    favourite items in their order, favourite and disliked series, the picks root). With the same catalog, an
+    equal digest means the writes would change nothing, so the sync skips them. Played items' paths are left
+    out (a stored item has none, so an incremental read could never match a full one): they matter only to
+    items matched by provider ids, and the caller keeps no digest for a read that had any."""
+    payload = [exclude_root, [(*played_row(s), s.played) for _, s in sorted(played.items())],
+               list(others), list(favorite_series), list(disliked_series)]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()

@@ -20,6 +20,10 @@ lists) are always read in full; the played episodes, the big list, are read like
   it, and once a day (FULL_READ_EVERY), which bounds the one case the count cannot see: a back-dated
   mark (an imported play dated before the watermark) in the same interval as an un-mark.
 
+A read equal to the last writing sync's (the digest of the played set, resume, favourite and disliked items),
+under the same catalog and picks root, would change no row: its remap and writes are skipped, and the user
+costs one database connection and four requests.
+
 Both paths end in the same played set and go through the same merge (`watch_states`), catalog mapping
 and write, which tests/test_watch_history.py checks against a fresh full read over random changes. Items
 in our own picks libraries are kept in S (the server counts them) but never become watch rows. Every
@@ -52,6 +56,7 @@ from aperture_assets.logic.watch_rows import (
     played_before,
     played_items,
     played_row,
+    read_digest,
     series_state,
     stored_played,
     watch_states,
@@ -75,6 +80,7 @@ from aperture_resources.watch_store import (
     replace_dislikes,
     save_watch_sync,
     series_provider_ids,
+    stored_episode_counts,
     user_summary,
     write_played_items,
     write_user_history,
@@ -195,9 +201,11 @@ def catalog_series(conn, items: list[dict]) -> list[str]:
 
 
 def map_to_catalog(conn, client: MediaServerClient, states: dict[str, EpisodeState],
-                   favorite_series: list[dict]) -> tuple[list[tuple], list[str], int]:
+                   favorite_series: list[dict]) -> tuple[list[tuple], list[str], int, bool]:
     """Catalog rows for the user's states: by item id, else by the show's provider ids + season/episode
-    (a copy in another library or a regenerated id). Returns (rows, favourite series ids, unmatched)."""
+    (a copy in another library or a regenerated id). Returns (rows, favourite series ids, unmatched, whether
+    every state matched by item id: else the mapping also depends on the server's provider ids and on paths,
+    which a stored played item lacks)."""
     known = known_episode_ids(conn, list(states))
     unmatched = [s for s in states.values() if s.item_id not in known]
     series_ids = sorted({s.series_id for s in unmatched if s.series_id})
@@ -223,24 +231,41 @@ def map_to_catalog(conn, client: MediaServerClient, states: dict[str, EpisodeSta
         if previous is None or (row[1], row[2], row[3] or 0) > (previous[1], previous[2], previous[3] or 0):
             rows[episode_id] = row
 
-    return list(rows.values()), catalog_series(conn, favorite_series), len(states) - len(target)
+    return list(rows.values()), catalog_series(conn, favorite_series), len(states) - len(target), not unmatched
 
 
 def sync_user(client: MediaServerClient, database: DatabaseResource, user_id: str, exclude_root: str,
               *, full: bool = False, catalog: CatalogVersion | None = None) -> dict:
     """Read one user's watching (incrementally where provably exact, unless `full`) and write it.
     `catalog`: the catalog's fingerprints (watch_store.catalog_version), if the caller read them for a whole
-    run before any user's read started."""
+    run before any user's read started.
+
+    A read whose digest (watch_rows.read_digest) equals the last writing sync's, under the same catalog and picks
+    root, would change no row: the remap and the writes are skipped (a full read still records its time). The
+    stored figures for the metadata are read up front in the first connection, so such a user costs one."""
     started = time.perf_counter()
     with database.connect() as conn:
         catalog = catalog or catalog_version(conn)
         previous, read_started = load_watch_sync(conn, user_id)
         reason = "full read requested" if full else full_read_reason(previous, exclude_root, read_started, catalog)
         stored = {} if reason else {s.item_id: s for s in map(stored_played, load_played_items(conn, user_id))}
+        standing = None
+        if (previous is not None and previous.read_digest is not None and previous.exclude_root == exclude_root
+                and previous.catalog_version == catalog.version):
+            standing = stored_episode_counts(conn, user_id), user_summary(conn, user_id)
     user = read_user(client, user_id, exclude_root, stored, reason)  # a failed read raises before any write
+    digest = read_digest(user.played, user.others, user.favorite_series, user.disliked_series, exclude_root)
+    if standing is not None and digest == previous.read_digest:
+        if user.read == "full":  # the next periodic full read counts from this one
+            with database.connect() as conn:
+                save_watch_sync(conn, user_id, exclude_root, user.read, read_started, catalog, digest,
+                                previous.unmatched_items)
+        (watched, in_progress), (states_count, top) = standing
+        return user_result(user_id, user, watched, in_progress, previous.unmatched_items, states_count, top, 0,
+                           client.requests_made, started, unchanged=True)
     with database.connect() as conn:
         states = watch_states(user.played, user.others, exclude_root)
-        rows, favorites, unmatched = map_to_catalog(conn, client, states, user.favorite_series)
+        rows, favorites, unmatched, by_id = map_to_catalog(conn, client, states, user.favorite_series)
         # progress was last derived from the catalog the sync row names; if it and the rows are unchanged, it stands
         new_catalog = previous is None or previous.catalog_version != catalog.version
         progress_current = user.read == "incremental" and not new_catalog
@@ -248,20 +273,30 @@ def sync_user(client: MediaServerClient, database: DatabaseResource, user_id: st
         changes["dislikes_changed"] = replace_dislikes(conn, user_id, catalog_series(conn, user.disliked_series))
         changes["played_items_changed"] = write_played_items(
             conn, user_id, [played_row(s) for s in user.changed.values()], replace=user.read == "full")
-        if user.read == "full" or new_catalog or any(changes.values()):  # else nothing is written at all
-            save_watch_sync(conn, user_id, exclude_root, user.read, read_started, catalog)
+        digest = digest if by_id else None  # never skip a read whose mapping needs more than the digest holds
+        if (user.read == "full" or new_catalog or any(changes.values()) or previous.read_digest != digest
+                or previous.unmatched_items != unmatched):  # else nothing is written at all
+            save_watch_sync(conn, user_id, exclude_root, user.read, read_started, catalog, digest, unmatched)
         states_count, top = user_summary(conn, user_id)
+    return user_result(user_id, user, sum(1 for r in rows if r[1]), sum(1 for r in rows if not r[1] and r[4] > 0),
+                       unmatched, states_count, top, sum(changes.values()), client.requests_made, started)
+
+
+def user_result(user_id: str, user: UserRead, watched: int, in_progress: int, unmatched: int,
+                states: dict[str, int], top: list, rows_changed: int, requests: int, started: float,
+                unchanged: bool = False) -> dict:
     return {
         "user_id": user_id,
         "read": user.read,
         "read_reason": user.reason,
-        "episodes_watched": sum(1 for r in rows if r[1]),
-        "episodes_in_progress": sum(1 for r in rows if not r[1] and r[4] > 0),
+        "read_unchanged": unchanged,
+        "episodes_watched": watched,
+        "episodes_in_progress": in_progress,
         "unmatched_items": unmatched,
-        "states": states_count,
+        "states": states,
         "top": top,
-        "rows_changed": sum(changes.values()),
-        "requests": client.requests_made,
+        "rows_changed": rows_changed,
+        "requests": requests,
         "seconds": round(time.perf_counter() - started, 3),
     }
 
@@ -320,6 +355,7 @@ def run_metadata(results: list[dict], duration: float) -> dict:
            for key in ("episodes_watched", "episodes_in_progress", "unmatched_items", "rows_changed", "requests")},
         "run_incremental_reads": sum(1 for r in results if r["read"] == "incremental"),
         "run_users_unchanged": sum(1 for r in results if not r["rows_changed"]),
+        "run_reads_unchanged": sum(1 for r in results if r["read_unchanged"]),
         "run_duration_seconds": round(duration, 3),
     }
 
@@ -337,6 +373,7 @@ def user_metadata(result: dict) -> dict:
         "episodes_in_progress": result["episodes_in_progress"],
         "unmatched_items": result["unmatched_items"],
         "read": result["read"],
+        "read_unchanged": result["read_unchanged"],
         **({"read_reason": result["read_reason"]} if result["read_reason"] else {}),
         "rows_changed": result["rows_changed"],
         "http_requests": result["requests"],
