@@ -22,6 +22,7 @@ from aperture_assets.logic.recommend import (
     recommend,
 )
 from aperture_assets.logic.tuning import (
+    Neighbours,
     Tuning,
     as_of,
     default_params,
@@ -63,10 +64,12 @@ def evaluate(catalog: Catalog, histories: Mapping[str, Sequence[History]], now: 
     tastes = tastes_of(train, now, params, disliked)  # the matrix is binary: one model serves any half-life
     models = {"ease": ease(tastes), "item_knn": item_knn(tastes)}
     totals = {m: dict.fromkeys(METRICS, 0.0) for m in METHODS}
+    neighbours = Neighbours(view)
+    neighbours.prepare(view.index[s] for u in hidden for s in tastes[u] if s in view.index)
     for user in sorted(hidden):
         rest, rules = train[user], Rules(disliked=disliked.get(user, frozenset()))
         signal = models["ease"].signal(user)
-        pool = local_pool(view, rest, list(tastes[user]), signal)
+        pool = local_pool(view, rest, list(tastes[user]), signal, neighbours)
         ranked = {
             "aperture": [p.show for p in recommend(view, rest, signal, now, tuning.params, pool, rules).picks],
             "aperture_default": [p.show for p in recommend(view, rest, signal, now, default, pool, rules).picks],

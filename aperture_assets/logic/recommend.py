@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
@@ -118,11 +118,31 @@ class Catalog:
             self.popularity = np.zeros(len(self.shows))
         if len(self.tags) != len(self.shows):
             self.tags = [[] for _ in self.shows]
+        self._popular: tuple[np.ndarray, np.ndarray] | None = None  # (popularity, its order)
+        self._genres: tuple[np.ndarray, np.ndarray] | None = None
 
     def count_watchers(self, histories: Mapping[str, Sequence[History]]) -> None:
         """Popularity = how many users have watched at least one episode of each show."""
         counts = Counter(h.show for hs in histories.values() for h in hs if h.watched.episodes_watched > 0)
         self.popularity = np.array([counts.get(s, 0) for s in self.shows], dtype=float)
+
+    def genre_matrix(self) -> tuple[np.ndarray, np.ndarray]:
+        """(shows x genres incidence, each show's rating tier), built once: the prior-tool baseline needs them
+        for every evaluated user."""
+        if self._genres is None:
+            names = sorted({g for gs in self.genres for g in gs})
+            col = {g: j for j, g in enumerate(names)}
+            matrix = np.zeros((len(self.shows), len(names)), dtype=bool)
+            for i, gs in enumerate(self.genres):
+                matrix[i, [col[g] for g in gs]] = True
+            self._genres = (matrix, np.array([_rating_tier(r) for r in self.ratings], dtype=float))
+        return self._genres
+
+    def popular_order(self) -> np.ndarray:
+        """Rows from the most watched down (stable), sorted once rather than once per user."""
+        if self._popular is None or self._popular[0] is not self.popularity:
+            self._popular = (self.popularity, np.argsort(-self.popularity, kind="stable"))
+        return self._popular[1]
 
 
 @dataclass(frozen=True)
@@ -181,11 +201,11 @@ def negatives(catalog: Catalog, history: Sequence[History], rules: Rules, now: d
 
 
 def penalties(vectors: np.ndarray, catalog: Catalog, negative_rows: Mapping[str, list[int]]) -> \
-        tuple[np.ndarray, list[list[dict]]]:
-    """How much each candidate is pulled down by close neighbours the user disliked or dropped, and per
-    candidate the evidence of it (the closest such show of each kind)."""
+        tuple[np.ndarray, dict[int, list[dict]]]:
+    """How much each candidate is pulled down by close neighbours the user disliked or dropped, and for the
+    candidates pulled down the evidence of it (the closest such show of each kind)."""
     total = np.zeros(len(vectors))
-    evidence: list[list[dict]] = [[] for _ in range(len(vectors))]
+    evidence: dict[int, list[dict]] = {}
     for kind, rows in negative_rows.items():
         if not rows or not len(vectors):
             continue
@@ -196,9 +216,9 @@ def penalties(vectors: np.ndarray, catalog: Catalog, negative_rows: Mapping[str,
         total += pull
         for i in np.flatnonzero(pull > 0.005):
             row = rows[best[i]]
-            evidence[i].append({"series_id": catalog.series_ids[row], "name": catalog.names[row],
-                                "similarity": round(float(closest[i]), 3), "signal": kind,
-                                "effect": -round(float(pull[i]), 4)})
+            evidence.setdefault(int(i), []).append({
+                "series_id": catalog.series_ids[row], "name": catalog.names[row],
+                "similarity": round(float(closest[i]), 3), "signal": kind, "effect": -round(float(pull[i]), 4)})
     return total, evidence
 
 
@@ -208,14 +228,18 @@ class Scored:
     blended and ranked under any weights: the tuning ranks the same `Scored` under many settings."""
 
     candidates: list[int]  # catalog rows
-    vectors: np.ndarray
+    catalog_vectors: np.ndarray  # the catalog's matrix itself (shared; ranking reads only its shortlist's rows)
     components: dict[str, np.ndarray]  # content, collaborative, popularity, rating, negative (a pull down)
     cold_start: bool
     excluded: dict[str, int]
     removed: dict[str, int]
     anchors: list[int] = field(default_factory=list)  # catalog rows of the user's taste shows
     sims: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # candidates x anchors
-    against: list[list[dict]] = field(default_factory=list)
+    against: dict[int, list[dict]] = field(default_factory=dict)  # candidate index -> disliked/dropped evidence
+
+    def slim(self) -> Scored:
+        """Only what ranking needs (the tuning keeps many users' `Scored` at once; evidence is for picks)."""
+        return replace(self, sims=np.zeros((0, 0), dtype=np.float32), against={})
 
 
 def score(catalog: Catalog, history: Sequence[History], collab: UserSignal | Mapping[str, float],
@@ -227,10 +251,14 @@ def score(catalog: Catalog, history: Sequence[History], collab: UserSignal | Map
     removed = dict.fromkeys(REMOVAL_RULES, 0)
     candidates = []
     rows = range(len(catalog.shows)) if pool is None else sorted(catalog.index[s] for s in pool if s in catalog.index)
-    for i in rows:
-        if catalog.shows[i] in blocked:
+    refused, disliked, shows = rules.refused, rules.disliked, catalog.shows
+    by_genre_or_tag = bool(rules.excluded_genres or rules.excluded_tags)
+    for i in rows:  # rules.removal inlined for the common cases: this loop runs over every candidate of every user
+        show = shows[i]
+        if show in blocked:
             continue
-        reason = rules.removal(catalog, i)
+        reason = refused.get(show) or ("dislikes" if show in disliked else None) or \
+            (rules.removal(catalog, i) if by_genre_or_tag else None)
         if reason is None:
             candidates.append(i)
         else:
@@ -243,7 +271,7 @@ def score(catalog: Catalog, history: Sequence[History], collab: UserSignal | Map
     components = {"rating": rating, "negative": penalty}
     if not mine:
         components["popularity"] = _unit(catalog.popularity[candidates])
-        return Scored(candidates, vectors, components, True, dict(excluded), removed, against=against)
+        return Scored(candidates, catalog.vectors, components, True, dict(excluded), removed, against=against)
     anchors = [catalog.index[s] for s in mine]
     same = np.asarray(candidates)[:, None] == np.asarray(anchors)[None, :]
     content, sims = content_scores(vectors, catalog.vectors[anchors], np.array(list(mine.values())),
@@ -252,7 +280,7 @@ def score(catalog: Catalog, history: Sequence[History], collab: UserSignal | Map
     components.update(content=_unit(content - content.min()) if len(content) else content,
                       collaborative=signal_.for_shows([catalog.shows[i] for i in candidates]),
                       popularity=popularity_prior(catalog.popularity[candidates]))
-    return Scored(candidates, vectors, components, False, dict(excluded), removed, anchors, sims, against)
+    return Scored(candidates, catalog.vectors, components, False, dict(excluded), removed, anchors, sims, against)
 
 
 def contributions(scored: Scored, weights: Weights) -> dict[str, np.ndarray]:
@@ -280,7 +308,8 @@ def rank(scored: Scored, params: Params) -> tuple[list[int], np.ndarray, np.ndar
     # MMR among the best SHORTLIST x count by score: a pick further down could only win on variety, which
     # the shortlist already offers, and it keeps ranking cheap enough to rank many times while tuning
     top = np.argsort(-scores, kind="stable")[: SHORTLIST * params.count]
-    order, overlap = mmr(scores[top], scored.vectors[top], params.count, params.mmr_lambda)
+    vectors = scored.catalog_vectors[np.asarray(scored.candidates, dtype=np.intp)[top]]
+    order, overlap = mmr(scores[top], vectors, params.count, params.mmr_lambda)
     return [int(top[i]) for i in order], scores, overlap
 
 
@@ -303,7 +332,7 @@ def recommend(catalog: Catalog, history: Sequence[History], collab: UserSignal |
         components = {name: part[i] for name, part in parts.items()}
         components["mmr_similarity"] = overlap[r - 1]
         picks.append(_pick(catalog, rules, scored.candidates[i], r, scores[i], components,
-                           evidence + scored.against[i]))
+                           evidence + scored.against.get(i, [])))
     return Result(picks, scored.cold_start, scored.excluded, scored.removed)
 
 
@@ -377,33 +406,34 @@ def _rating_tier(rating: float | None) -> float:
 
 def prior_tool_baseline(catalog: Catalog, history: Sequence[History], now: datetime, count: int) -> list[str]:
     """The prior tool's content-only ranking as published: one averaged taste vector, any started
-    show excluded, 0.4 similarity + 0.2 genre novelty + 0.2 rating tier + 0.2 greedy genre diversity."""
+    show excluded, 0.4 similarity + 0.2 genre novelty + 0.2 rating tier + 0.2 greedy genre diversity
+    (vectorised over the catalog: it runs for every evaluated user)."""
     watched = [h for h in history if (h.watched.episodes_watched > 0 or h.watched.is_favorite)
                and h.show in catalog.index]
     started = {h.show for h in history if h.watched.episodes_watched > 0 or h.state == "in_progress"}
-    candidates = [i for i, s in enumerate(catalog.shows) if s not in started]
-    if not watched or not candidates:
+    candidates = np.array([i for i in range(len(catalog.shows)) if catalog.shows[i] not in started], dtype=np.intp) \
+        if started else np.arange(len(catalog.shows))
+    if not watched or not len(candidates):
         return popular_baseline(catalog, history, count)
     profile = sum(prior_tool_weight(h.watched, now) * catalog.vectors[catalog.index[h.show]] for h in watched)
     profile = profile / max(np.linalg.norm(profile), 1e-12)
-    seen_genres = Counter(g for h in watched for g in catalog.genres[catalog.index[h.show]])
-    base = {}
-    for i in candidates:
-        genres = catalog.genres[i]
-        novelty = sum(1 for g in genres if g not in seen_genres) / len(genres) if genres else 0.5
-        base[i] = 0.4 * float(catalog.vectors[i] @ profile) + 0.2 * novelty + 0.2 * _rating_tier(catalog.ratings[i])
+    all_genres, tiers = catalog.genre_matrix()
+    seen = all_genres[[catalog.index[h.show] for h in watched]].any(axis=0)
+    genres, tiers = all_genres[candidates], tiers[candidates]
+    sizes = genres.sum(axis=1)
+    per_genre = np.maximum(sizes, 1)
+    novelty = np.where(sizes > 0, (genres & ~seen).sum(axis=1) / per_genre, 0.5)
+    base = 0.4 * (catalog.vectors[candidates] @ profile).astype(float) + 0.2 * novelty + 0.2 * tiers
     chosen: list[int] = []
-    picked_genres: Counter = Counter()
-    while len(chosen) < min(count, len(candidates)):
-        def total(i: int) -> float:
-            genres = catalog.genres[i]
-            overlap = sum(1 for g in genres if picked_genres[g]) / len(genres) if genres else 0.0
-            return base[i] + 0.2 * (1.0 - overlap)
-
-        best = max((i for i in candidates if i not in chosen), key=total)
+    picked = np.zeros(genres.shape[1], dtype=bool)
+    open_ = np.ones(len(candidates), dtype=bool)
+    for _ in range(min(count, len(candidates))):
+        overlap = np.where(sizes > 0, (genres & picked).sum(axis=1) / per_genre, 0.0)
+        best = int(np.argmax(np.where(open_, base + 0.2 * (1.0 - overlap), -np.inf)))
         chosen.append(best)
-        picked_genres.update(catalog.genres[best])
-    return [catalog.shows[i] for i in chosen]
+        open_[best] = False
+        picked |= genres[best]
+    return [catalog.shows[candidates[i]] for i in chosen]
 
 
 def ranking_metrics(ranked: Sequence[str], relevant: set[str], k: int) -> dict[str, float]:

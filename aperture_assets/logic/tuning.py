@@ -12,7 +12,7 @@ started after the run's clock is seen.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -52,6 +52,7 @@ GRID: dict[str, tuple[float, ...]] = {
     "ease_lambda": (20.0, 100.0, 500.0),
 }
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+NONE = np.zeros(0, dtype=np.int32)
 
 
 @dataclass
@@ -102,17 +103,52 @@ def default_params(params: Params, users_with_history: int) -> Params:
     return replace(params, weights=SMALL_SERVER_WEIGHTS if users_with_history <= SMALL_SERVER_USERS else WEIGHTS)
 
 
+class Neighbours:
+    """The NEIGHBOURS nearest shows to each anchor show (catalog rows), found once per anchor per run: users
+    share most of their anchors, so the whole server needs as many searches as shows anyone watched, not one
+    per user and watched show. `find(rows) -> {row: neighbour rows}` defaults to an exact search in numpy
+    (in batches, so the similarities held are catalog x BATCH); the asset asks pgvector's index instead."""
+
+    BATCH = 128
+
+    def __init__(self, catalog: Catalog, find: Callable[[list[int]], Mapping[int, np.ndarray]] | None = None) -> None:
+        self.catalog = catalog
+        self.find = find or self.exact
+        self.known: dict[int, np.ndarray] = {}
+
+    def prepare(self, rows: Iterable[int]) -> None:
+        """Search for every anchor in `rows` not searched yet, in one go."""
+        missing = sorted(set(rows) - self.known.keys())
+        if missing:
+            found = self.find(missing)
+            self.known.update({r: found.get(r, NONE) for r in missing})
+
+    def of(self, rows: Sequence[int]) -> set[str]:
+        """The shows near any of `rows`."""
+        self.prepare(rows)
+        shows = self.catalog.shows
+        return {shows[i] for r in rows for i in self.known.get(r, ())}
+
+    def exact(self, rows: list[int]) -> dict[int, np.ndarray]:
+        vectors = self.catalog.vectors
+        n = min(NEIGHBOURS, len(vectors))
+        out = {}
+        for start in range(0, len(rows), self.BATCH):
+            batch = rows[start:start + self.BATCH]
+            sims = vectors @ vectors[batch].T
+            top = np.argpartition(-sims, n - 1, axis=0)[:n].astype(np.int32)
+            out.update({r: top[:, j].copy() for j, r in enumerate(batch)})
+        return out
+
+
 def local_pool(catalog: Catalog, history: Sequence[History], taste_shows: Sequence[str],
-               signal: UserSignal) -> set[str]:
+               signal: UserSignal, neighbours: Neighbours | None = None) -> set[str]:
     """The asset's candidate pool computed exactly in numpy: the nearest shows to each watched show (the asset
-    asks pgvector's index), plus `usual_candidates`."""
+    asks pgvector's index), plus `usual_candidates`. Pass one `neighbours` for every user of a run."""
     anchors = [catalog.index[s] for s in taste_shows if s in catalog.index]
     pool = usual_candidates(catalog, signal, started(history))
     if anchors:
-        sims = catalog.vectors @ catalog.vectors[anchors].T
-        n = min(NEIGHBOURS, len(catalog.shows))
-        rows = np.argpartition(-sims, n - 1, axis=0)[:n]
-        pool |= {catalog.shows[i] for i in np.unique(rows)}
+        pool |= (neighbours or Neighbours(catalog)).of(anchors)
     return pool
 
 
@@ -127,7 +163,7 @@ def usual_candidates(catalog: Catalog, signal: UserSignal, seen: set[str]) -> se
     items = list(signal.index)
     top = np.argsort(-signal.row, kind="stable")[: COLLABORATIVE_POOL + len(seen)]  # enough after removing seen
     best = [items[i] for i in top if signal.row[i] > 0 and items[i] not in seen]
-    top = np.argsort(-catalog.popularity, kind="stable")[: POPULAR_POOL + len(seen)]
+    top = catalog.popular_order()[: POPULAR_POOL + len(seen)]
     popular = [catalog.shows[i] for i in top if catalog.shows[i] not in seen]
     return set(best[:COLLABORATIVE_POOL]) | set(popular[:POPULAR_POOL])
 
@@ -182,6 +218,7 @@ def tune(catalog: Catalog, histories: Mapping[str, Sequence[History]], now: date
     tastes = tastes_of(train, now, params, disliked)  # which shows, not how much: the matrix is binary
     models: dict[float, ItemScores] = {}
     pools: dict[str, set[str]] = {}
+    neighbours = Neighbours(view)
     scored: dict[float, dict[str, Scored]] = {}
     swapped: dict[tuple[float, float], dict[str, Scored]] = {}
 
@@ -190,10 +227,13 @@ def tune(catalog: Catalog, histories: Mapping[str, Sequence[History]], now: date
             models[p.ease_lambda] = ease(tastes, p.ease_lambda)
         model = models[p.ease_lambda]
         if not pools:  # one pool per user, from the default model, so every setting ranks the same candidates
-            pools.update({u: local_pool(view, train[u], list(tastes[u]), model.signal(u)) for u in users})
+            neighbours.prepare(view.index[s] for u in users for s in tastes[u] if s in view.index)
+            pools.update({u: local_pool(view, train[u], list(tastes[u]), model.signal(u), neighbours)
+                          for u in users})
         if p.half_life_days not in scored:  # the half-life moves content; the collaborative part is swapped below
             scored[p.half_life_days] = {u: score(view, train[u], model.signal(u), now, p, pools[u],
-                                                 Rules(disliked=disliked.get(u, frozenset()))) for u in users}
+                                                 Rules(disliked=disliked.get(u, frozenset()))).slim()
+                                        for u in users}
         if (p.half_life_days, p.ease_lambda) not in swapped:
             swapped[p.half_life_days, p.ease_lambda] = {
                 u: with_collaborative(s, view, model.signal(u)) for u, s in scored[p.half_life_days].items()}

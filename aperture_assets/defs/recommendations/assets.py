@@ -18,6 +18,7 @@ import time
 from collections import defaultdict
 from datetime import UTC, datetime
 
+import numpy as np
 from dagster import (
     AssetExecutionContext,
     BackfillPolicy,
@@ -41,7 +42,15 @@ from aperture_assets.logic.recommend import (
 )
 from aperture_assets.logic.rules import access_verdicts, user_rules
 from aperture_assets.logic.scoring import Watched
-from aperture_assets.logic.tuning import NEIGHBOURS, Tuning, started, tastes_of, tune, usual_candidates
+from aperture_assets.logic.tuning import (
+    NEIGHBOURS,
+    Neighbours,
+    Tuning,
+    started,
+    tastes_of,
+    tune,
+    usual_candidates,
+)
 from aperture_assets.wiring import progress
 from aperture_assets.wiring.automation import NEW_USER
 from aperture_assets.wiring.partitions import read_users, run_users, users_partitions
@@ -53,7 +62,6 @@ from aperture_resources.media_server.access import SeriesCopy, ServerAccess, rea
 from aperture_resources.pipeline_config import PipelineConfig
 from aperture_resources.preference_store import effective_exclusions, load_preferences
 from aperture_resources.recommendation_store import (
-    as_matrix,
     count_without_vector,
     disliked_shows,
     nearest_shows,
@@ -65,15 +73,17 @@ from aperture_resources.recommendation_store import (
 )
 
 KEEP_RUNS = 5
+BATCH = 100  # users whose pgvector searches are sent together
+PAGE = 500  # anchors per pgvector statement
 
 
 def load_world(conn, model: str) -> tuple[Catalog, dict[str, list[History]]]:
     """Every show with a vector for `model`, and every enabled user's history by show."""
-    rows = shows(conn, model)
+    rows, vectors = shows(conn, model)
     catalog = Catalog(
         shows=[r.show for r in rows], series_ids=[r.series_id for r in rows], names=[r.name for r in rows],
         ratings=[r.community_rating for r in rows], genres=[list(r.genres or []) for r in rows],
-        vectors=as_matrix([r.embedding for r in rows]), tags=[list(r.tags or []) for r in rows],
+        vectors=vectors, tags=[list(r.tags or []) for r in rows],
     )
     histories: dict[str, list[History]] = defaultdict(list)
     for h in user_histories(conn):
@@ -84,21 +94,35 @@ def load_world(conn, model: str) -> tuple[Catalog, dict[str, list[History]]]:
     return catalog, dict(histories)
 
 
-def candidate_pool(conn, model: str, catalog: Catalog, history: list[History], mine: dict[str, float],
-                   signal: UserSignal) -> set[str]:
-    """pgvector neighbours of the user's shows, their best collaborative scores and the server's most popular
-    shows they haven't started (the tuning's `local_pool`, with the index instead of exact search)."""
-    anchors = [catalog.series_ids[catalog.index[s]] for s in mine if s in catalog.index]
+def index_neighbours(conn, model: str, catalog: Catalog) -> Neighbours:
+    """Neighbours found by pgvector's HNSW index, each anchor once per run (in statements of PAGE anchors)."""
     dims = catalog.vectors.shape[1] if catalog.vectors.size else 0
-    pool = nearest_shows(conn, model, dims, anchors, NEIGHBOURS) if dims else set()
-    return pool | usual_candidates(catalog, signal, started(history))
+
+    def find(rows: list[int]) -> dict[int, np.ndarray]:
+        out: dict[int, np.ndarray] = {}
+        for start in range(0, len(rows) if dims else 0, PAGE):
+            page = {catalog.series_ids[r]: r for r in rows[start:start + PAGE]}
+            for anchor, near in nearest_shows(conn, model, dims, list(page), NEIGHBOURS).items():
+                out[page[anchor]] = np.array([catalog.index[s] for s in near if s in catalog.index], dtype=np.int32)
+        return out
+
+    return Neighbours(catalog, find)
 
 
-def recommend_user(conn, model: str, catalog: Catalog, histories: dict[str, list[History]],
-                   weights: dict[str, dict[str, float]], signal: UserSignal, user_id: str, params: Params,
-                   now: datetime, rules: Rules) -> Result:
-    pool = candidate_pool(conn, model, catalog, histories.get(user_id, []), weights.get(user_id, {}), signal)
-    return recommend(catalog, histories.get(user_id, []), signal, now, params, pool, rules)
+def anchors_of(catalog: Catalog, mine: dict[str, float]) -> list[int]:
+    return [catalog.index[s] for s in mine if s in catalog.index]
+
+
+def recommend_user(catalog: Catalog, histories: dict[str, list[History]], weights: dict[str, dict[str, float]],
+                   neighbours: Neighbours, signal: UserSignal, user_id: str, params: Params, now: datetime,
+                   rules: Rules) -> Result:
+    """Picks from the candidate pool: neighbours of the user's shows, their best collaborative scores and the
+    server's most popular shows they haven't started (the tuning's `local_pool`, with the index instead of exact
+    search)."""
+    history = histories.get(user_id, [])
+    pool = neighbours.of(anchors_of(catalog, weights.get(user_id, {}))) | \
+        usual_candidates(catalog, signal, started(history))
+    return recommend(catalog, history, signal, now, params, pool, rules)
 
 
 class UsersRules:
@@ -165,9 +189,12 @@ def series_recommendations(
         costs = {"tuning_seconds": round(collab_started - tuning_started, 3),
                  "collaborative_seconds": round(time.perf_counter() - collab_started, 3),
                  "collaborative_matrix": f"{len(collab.users)} users x {len(collab.items)} shows"}
-        for user_id in users.ids:
+        neighbours = index_neighbours(conn, model, catalog)
+        for n, user_id in enumerate(users.ids):
+            if n % BATCH == 0:  # one search per anchor not yet seen, for the next BATCH users at once
+                neighbours.prepare(r for u in users.ids[n:n + BATCH] for r in anchors_of(catalog, weights.get(u, {})))
             user_started = time.perf_counter()
-            result = recommend_user(conn, model, catalog, histories, weights, collab.signal(user_id), user_id,
+            result = recommend_user(catalog, histories, weights, neighbours, collab.signal(user_id), user_id,
                                     params, now, everyone.of(user_id))
             # the chat model's words when explanations are on, else the one-line reason from the evidence
             texts, templated = explain(result.picks, ai.chat) if explanations else \
