@@ -17,6 +17,8 @@ from aperture_assets.logic.recommend import (
     prior_tool_baseline,
     ranking_metrics,
     recommend,
+    retaste,
+    score,
 )
 from aperture_assets.logic.scoring import Watched, Weights
 
@@ -146,3 +148,17 @@ def test_explanations_parse_json_or_fall_back_to_template():
     assert texts == [template(p) for p in picks] and templated == 2
     assert "Crime0" in texts[0]
     assert parse("no json here", 2) == [None, None]
+
+
+def test_retaste_is_scoring_again_under_another_half_life():
+    """The tuning scores each user once and re-weights the content for other half-lives: it must be the same
+    as scoring afresh (a recent and an old taste, so the half-life changes which one leads)."""
+    history = [seen("crime0", "completed", days=5), seen("crime1", "completed", days=5),
+               seen("nature0", "completed", days=900), seen("nature1", "completed", 4, days=900)]
+    short, long = Params(half_life_days=60.0), Params(half_life_days=720.0)
+    first = score(WORLD, history, {}, NOW, short)
+    again = score(WORLD, history, {}, NOW, long)
+    assert not np.allclose(first.components["content"], again.components["content"])
+    moved = retaste(first, WORLD, history, NOW, long)
+    for name, values in again.components.items():
+        assert np.allclose(moved.components[name], values), name

@@ -32,6 +32,7 @@ from aperture_assets.logic.scoring import (
     popularity_prior,
     rating_prior,
     taste_weight,
+    weighted_top,
 )
 
 EXCLUDED_STATES = ("in_progress", "caught_up", "completed")
@@ -281,6 +282,18 @@ def score(catalog: Catalog, history: Sequence[History], collab: UserSignal | Map
                       collaborative=signal_.for_shows([catalog.shows[i] for i in candidates]),
                       popularity=popularity_prior(catalog.popularity[candidates]))
     return Scored(candidates, catalog.vectors, components, False, dict(excluded), removed, anchors, sims, against)
+
+
+def retaste(scored: Scored, catalog: Catalog, history: Sequence[History], now: datetime, params: Params,
+            rules: Rules = Rules()) -> Scored:
+    """`scored` (from `score`, with its similarities) with the content component of `params`'s taste weights:
+    the same as scoring again under another recency half-life, without the similarities' cost."""
+    if scored.cold_start:
+        return scored
+    mine = [w for show, w in taste(history, now, params, rules.disliked).items() if show in catalog.index]
+    content = weighted_top(scored.sims, np.array(mine), params.top_k)
+    return replace(scored, components={**scored.components,
+                                       "content": _unit(content - content.min()) if len(content) else content})
 
 
 def contributions(scored: Scored, weights: Weights) -> dict[str, np.ndarray]:

@@ -87,12 +87,19 @@ def content_scores(candidates: np.ndarray, watched: np.ndarray, weights: np.ndar
     sims = candidates @ watched.T
     if same is not None:
         sims = np.where(same, -1.0, sims)
-    k = min(k, watched.shape[0])
+    return weighted_top(sims, weights, k), sims
+
+
+def weighted_top(sims: np.ndarray, weights: np.ndarray, k: int = TOP_K) -> np.ndarray:
+    """Per row of `sims` (candidates x watched): the mean of its k largest similarities, weighted by the watched
+    shows' `weights`. Apart from `content_scores` so other taste weights can reuse the similarities."""
+    if not sims.size:
+        return np.zeros(len(sims))
+    k = min(k, sims.shape[1])
     top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
     top_sims = np.take_along_axis(sims, top, axis=1)
     top_w = weights[top]
-    scores = (top_sims * top_w).sum(axis=1) / np.maximum(top_w.sum(axis=1), 1e-9)
-    return scores, sims
+    return (top_sims * top_w).sum(axis=1) / np.maximum(top_w.sum(axis=1), 1e-9)
 
 
 def rating_prior(ratings: Sequence[float | None]) -> np.ndarray:

@@ -28,6 +28,7 @@ from aperture_assets.logic.recommend import (
     Scored,
     rank,
     ranking_metrics,
+    retaste,
     score,
     taste,
 )
@@ -231,9 +232,14 @@ def tune(catalog: Catalog, histories: Mapping[str, Sequence[History]], now: date
             pools.update({u: local_pool(view, train[u], list(tastes[u]), model.signal(u), neighbours)
                           for u in users})
         if p.half_life_days not in scored:  # the half-life moves content; the collaborative part is swapped below
-            scored[p.half_life_days] = {u: score(view, train[u], model.signal(u), now, p, pools[u],
-                                                 Rules(disliked=disliked.get(u, frozenset()))).slim()
-                                        for u in users}
+            # one user's similarities at a time, each user scored once and re-weighted for every half-life
+            half_lives = {p.half_life_days, *GRID["half_life_days"]} - scored.keys()
+            for u in users:
+                rules = Rules(disliked=disliked.get(u, frozenset()))
+                full = score(view, train[u], model.signal(u), now, p, pools[u], rules)
+                for half_life in half_lives:
+                    scored.setdefault(half_life, {})[u] = retaste(
+                        full, view, train[u], now, replace(p, half_life_days=half_life), rules).slim()
         if (p.half_life_days, p.ease_lambda) not in swapped:
             swapped[p.half_life_days, p.ease_lambda] = {
                 u: with_collaborative(s, view, model.signal(u)) for u, s in scored[p.half_life_days].items()}
