@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from itertools import islice
 
 import numpy as np
 
@@ -16,10 +17,13 @@ from aperture_assets.logic.recommend import (
     History,
     Params,
     Rules,
+    Scored,
     popular_baseline,
     prior_tool_baseline,
+    rank,
     ranking_metrics,
-    recommend,
+    retaste,
+    score,
 )
 from aperture_assets.logic.tuning import (
     Neighbours,
@@ -42,13 +46,26 @@ METRICS = ("hit_rate", "recall", "ndcg")
 
 
 def collaborative_baseline(catalog: Catalog, history: Sequence[History], signal: UserSignal,
-                           count: int) -> list[str]:
+                           count: int, columns: np.ndarray | None = None) -> list[str]:
     """A collaborative model alone: the user's highest scores among shows they haven't started (ties and
-    shows no one started: by popularity)."""
+    shows no one started: by popularity). `columns`: each catalog show's position in the signal (-1: none),
+    the same for every user of a model."""
     seen = {h.show for h in history if h.state in EXCLUDED_STATES}
-    raw = np.array([signal.row[signal.index[s]] if s in signal.index else -np.inf for s in catalog.shows])
+    if columns is None:
+        columns = signal_columns(catalog, signal.index)
+    raw = np.where(columns >= 0, signal.row[columns] if len(signal.row) else 0.0, -np.inf)
     order = np.lexsort((-catalog.popularity, -raw))
-    return [catalog.shows[i] for i in order if catalog.shows[i] not in seen][:count]
+    return list(islice((s for s in map(catalog.shows.__getitem__, order) if s not in seen), count))
+
+
+def signal_columns(catalog: Catalog, index: Mapping[str, int]) -> np.ndarray:
+    return np.array([index.get(s, -1) for s in catalog.shows], dtype=np.intp)
+
+
+def picks(catalog: Catalog, scored: Scored, params: Params) -> list[str]:
+    """The shows `recommend` would pick from `scored`, in rank order."""
+    order, _, _ = rank(scored, params)
+    return [catalog.shows[scored.candidates[i]] for i in order]
 
 
 def evaluate(catalog: Catalog, histories: Mapping[str, Sequence[History]], now: datetime, k: int,
@@ -66,17 +83,19 @@ def evaluate(catalog: Catalog, histories: Mapping[str, Sequence[History]], now: 
     totals = {m: dict.fromkeys(METRICS, 0.0) for m in METHODS}
     neighbours = Neighbours(view)
     neighbours.prepare(view.index[s] for u in hidden for s in tastes[u] if s in view.index)
+    columns = {name: signal_columns(view, model.item_index) for name, model in models.items()}
     for user in sorted(hidden):
         rest, rules = train[user], Rules(disliked=disliked.get(user, frozenset()))
         signal = models["ease"].signal(user)
         pool = local_pool(view, rest, list(tastes[user]), signal, neighbours)
+        scored = score(view, rest, signal, now, default, pool, rules)  # once; the tuned half-life re-weights it
         ranked = {
-            "aperture": [p.show for p in recommend(view, rest, signal, now, tuning.params, pool, rules).picks],
-            "aperture_default": [p.show for p in recommend(view, rest, signal, now, default, pool, rules).picks],
+            "aperture": picks(view, retaste(scored, view, rest, now, tuning.params, rules), tuning.params),
+            "aperture_default": picks(view, scored, default),
             "popular": popular_baseline(view, rest, k),
             "prior_tool": prior_tool_baseline(view, rest, now, k),
-            "ease": collaborative_baseline(view, rest, models["ease"].signal(user), k),
-            "item_knn": collaborative_baseline(view, rest, models["item_knn"].signal(user), k),
+            "ease": collaborative_baseline(view, rest, signal, k, columns["ease"]),
+            "item_knn": collaborative_baseline(view, rest, models["item_knn"].signal(user), k, columns["item_knn"]),
         }
         for method, shows in ranked.items():
             for name, v in ranking_metrics(shows, hidden[user], k).items():

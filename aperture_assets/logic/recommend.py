@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from itertools import islice
 
 import numpy as np
 
@@ -119,7 +120,7 @@ class Catalog:
             self.popularity = np.zeros(len(self.shows))
         if len(self.tags) != len(self.shows):
             self.tags = [[] for _ in self.shows]
-        self._popular: tuple[np.ndarray, np.ndarray] | None = None  # (popularity, its order)
+        self._popular: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # kind -> (popularity, the order)
         self._genres: tuple[np.ndarray, np.ndarray] | None = None
 
     def count_watchers(self, histories: Mapping[str, Sequence[History]]) -> None:
@@ -141,9 +142,18 @@ class Catalog:
 
     def popular_order(self) -> np.ndarray:
         """Rows from the most watched down (stable), sorted once rather than once per user."""
-        if self._popular is None or self._popular[0] is not self.popularity:
-            self._popular = (self.popularity, np.argsort(-self.popularity, kind="stable"))
-        return self._popular[1]
+        return self._ordered("stable", lambda: np.argsort(-self.popularity, kind="stable"))
+
+    def baseline_order(self) -> np.ndarray:
+        """Rows by popularity, then community rating, then show key: the most-popular baseline's order."""
+        return self._ordered("baseline", lambda: np.lexsort((
+            np.argsort(np.argsort(np.array(self.shows, dtype=object), kind="stable")),
+            -np.array([r or 0.0 for r in self.ratings], dtype=float), -self.popularity)))
+
+    def _ordered(self, kind: str, order: Callable[[], np.ndarray]) -> np.ndarray:
+        if kind not in self._popular or self._popular[kind][0] is not self.popularity:
+            self._popular[kind] = (self.popularity, order())
+        return self._popular[kind][1]
 
 
 @dataclass(frozen=True)
@@ -393,9 +403,7 @@ def _unit(values: np.ndarray) -> np.ndarray:
 def popular_baseline(catalog: Catalog, history: Sequence[History], count: int) -> list[str]:
     """Most-watched shows on the server the user hasn't started (ties: community rating)."""
     seen = {h.show for h in history if h.state in EXCLUDED_STATES}
-    order = sorted((i for i, s in enumerate(catalog.shows) if s not in seen),
-                   key=lambda i: (-catalog.popularity[i], -(catalog.ratings[i] or 0.0), catalog.shows[i]))
-    return [catalog.shows[i] for i in order[:count]]
+    return list(islice((s for s in map(catalog.shows.__getitem__, catalog.baseline_order()) if s not in seen), count))
 
 
 def prior_tool_weight(w: Watched, now: datetime) -> float:
