@@ -1,5 +1,5 @@
-"""SQL for the library stage: every user's latest picks with their series and active episodes, read in two
-set-based statements for a whole run, whatever the number of users."""
+"""SQL for the library stage: users' latest picks with their series and active episodes, read in two set-based
+statements for a batch of users (the stage reads a batch at a time, so memory does not grow with the users)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from psycopg.rows import namedtuple_row
 from aperture_resources.library.model import EpisodeSource, PickedSeries
 
 
-def picks_by_user(conn: psycopg.Connection, user_ids: Sequence[str]) -> dict[str, list[PickedSeries]]:
-    """Latest picks per user in rank order; series removed from the server since the run are left out."""
+def picks_by_user(conn: psycopg.Connection, user_ids: Sequence[str],
+                  episodes_too: bool = True) -> dict[str, list[PickedSeries]]:
+    """Latest picks per user in rank order; series removed from the server since the run are left out. Without
+    `episodes_too` the picks carry no episodes (for callers that need only the series)."""
     with conn.cursor(row_factory=namedtuple_row) as cur:
         picks = cur.execute(
             """
@@ -34,7 +36,7 @@ def picks_by_user(conn: psycopg.Connection, user_ids: Sequence[str]) -> dict[str
         FROM episodes WHERE series_id = ANY(%s) AND removed_at IS NULL
         ORDER BY series_id, season_number, episode_number, id
         """,
-        (list({pick.id for pick in picks}),),
+        (list({pick.id for pick in picks}) if episodes_too else [],),
     )
     for series_id, item_id, season, episode, end, name, path, premiere, runtime in rows:
         episodes[series_id].append(EpisodeSource(item_id, season, episode, end, name, path, premiere, runtime))

@@ -1,9 +1,11 @@
 """Whole-pipeline benchmark: `aperture run` (its own process, as a user runs it) against the synthetic library on
 the sample server (own process, 20 ms latency), with fake-OpenAI embeddings (default) or the local model
 (--local). For a first run and a no-change second run it prints, per stage: time, media-server requests, rows
-written, Dagster events, and the peak memory of aperture's process tree (aperture and its children, sampled
-every 0.1 s; the sample server and the embedded PostgreSQL, a daemon, are not in it: PostgreSQL is printed on
-its own). With --scale N (N > 1) it runs the 1x library first and prints each figure's ratio to it.
+written, Dagster events (and "Dagster tail": seconds from the step's output to its end, writing those events),
+and the peak memory of aperture's process tree (aperture and its children, sampled every 0.1 s; the sample
+server and the embedded PostgreSQL, a daemon, are not in it: PostgreSQL is printed on its own). With --scale N
+(N > 1) it runs the 1x library first and prints each figure's ratio to it. After each scale's two runs it
+prints the database's table and index sizes (bench_db_size.py).
 
 Scale 1 = 2,000 series / 100,000 episodes / 50 users; scale 10 = 20,000 / 1,000,000 / 500.
 Targets: 1x first run < 30 s, no-change < 10 s, < 600 MB; 10x first < 5 min, no-change < 60 s, < 2 GB.
@@ -25,6 +27,7 @@ from pathlib import Path
 import httpx
 import psutil
 from aperture_dev.fake_ai_server import FakeAIServer
+from bench_db_size import print_sizes
 from common import API_KEY, ServerProcess
 from dagster import DagsterEventType, instance_for_test
 
@@ -127,8 +130,12 @@ def stage_figures(data_dir: Path, request_times: list[float], memory: TreeMemory
                 if value is not None:
                     rows = value.value
                     break
+        # Dagster's share: the step's compute has returned at its output (materializations, one per partition, follow)
+        outputs = [e.timestamp for e in events if e.dagster_event and e.dagster_event.event_type_value in
+                   (DagsterEventType.STEP_OUTPUT.value, DagsterEventType.ASSET_MATERIALIZATION.value)]
         figures[stage] = {"seconds": end - start, "requests": sum(1 for t in request_times if start <= t <= end),
-                          "rows": rows, "events": len(events), "peak_mb": memory.peak(start, end) / 2**20}
+                          "rows": rows, "events": len(events), "peak_mb": memory.peak(start, end) / 2**20,
+                          "dagster_tail": end - min(outputs, default=end)}
     return figures
 
 
@@ -156,6 +163,7 @@ def bench(scale: int, latency_ms: float, local: bool) -> dict:
             results[label] = {"total": seconds, "peak_mb": memory.peak() / 2**20, "pg_mb": pg_peak / 2**20,
                               "requests": len(times), "stages": stage_figures(data_dir, times, memory)}
             print_run(scale, label, results[label], None, flush=True)
+        print_sizes(data_dir, f"[{scale}x] ")
     finally:
         subprocess.run([str(Path(sys.executable).with_name("aperture")), "db", "stop"], env=env, cwd=root,
                        capture_output=True, timeout=60)
@@ -175,13 +183,14 @@ def print_run(scale: int, label: str, r: dict, base: dict | None, flush: bool = 
           f"{r['requests']} requests{ratio(r['requests'], b.get('requests'))}, peak memory of aperture's process "
           f"tree {r['peak_mb']:.0f} MB{ratio(r['peak_mb'], b.get('peak_mb'))} (PostgreSQL, not in it: "
           f"{r['pg_mb']:.0f} MB RSS)")
-    print("| stage | seconds | requests | rows | Dagster events | peak MB |\n|---|---|---|---|---|---|")
+    print("| stage | seconds | requests | rows | Dagster events | Dagster tail s | peak MB |\n"
+          "|---|---|---|---|---|---|---|")
     for stage, f in r["stages"].items():
         o = (b.get("stages") or {}).get(stage, {})
         print(f"| {stage} | {f['seconds']:.1f}{ratio(f['seconds'], o.get('seconds'))} "
               f"| {f['requests']}{ratio(f['requests'], o.get('requests'))} "
               f"| {f['rows']}{ratio(f['rows'], o.get('rows')) if isinstance(f['rows'], int | float) else ''} "
-              f"| {f['events']}{ratio(f['events'], o.get('events'))} "
+              f"| {f['events']}{ratio(f['events'], o.get('events'))} | {f['dagster_tail']:.1f} "
               f"| {f['peak_mb']:.0f}{ratio(f['peak_mb'], o.get('peak_mb'))} |", flush=flush)
 
 

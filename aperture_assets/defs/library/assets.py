@@ -78,6 +78,8 @@ PLACEHOLDER_WAIT_SECONDS = 3.0
 # Users' folders are written side by side: creating a file costs a metadata round trip to the disk (~0.2 ms
 # on the benchmark's VM disk, more on a NAS) that threads partly overlap (about 1.3x there).
 DISK_WORKERS = 4
+# Users whose picks (with every episode) are read and written together: memory grows with this, not with the users.
+PICKS_BATCH = 8
 
 
 @dataclass
@@ -87,7 +89,7 @@ class UserLibrary:
     folder: str
     local_path: Path
     server_path: str
-    picks: list[PickedSeries]
+    picks: list[str]  # "rank. title (year)" lines: the picks themselves (with episodes) are dropped once written
     stats: WriteStats
     skipped: dict[str, int]
     seconds: float
@@ -115,8 +117,22 @@ def write_folder(library: LibraryResource, options: LibraryOptions, user_id: str
         if stats.written or stats.removed:
             (local.parent / REFRESH_MARKER).touch()
             PendingPlaceholders(local, library.server_path(folder)).record_write(plan.entries, stats.changed_folders)
-    return UserLibrary(user_id, library.library_name(name), folder, local, library.server_path(folder), picks, stats,
+    titles = [f"{p.rank}. {p.title}" + (f" ({p.year})" if p.year else "") for p in picks]
+    return UserLibrary(user_id, library.library_name(name), folder, local, library.server_path(folder), titles, stats,
                        dict(skipped), time.perf_counter() - started, fast_path=same is not None)
+
+
+def write_batch(library: LibraryResource, database: DatabaseResource, options: LibraryOptions, access: ServerAccess,
+                batch: list[tuple[str, str, str]]) -> tuple[dict[str, UserLibrary], dict[str, list[str]]]:
+    """Write the folders of a batch of (user id, name, folder): their picks (with every episode) are read for the
+    batch only, so memory is bounded by the batch, not by the number of users. Returns (folders written by user
+    id, titles left out by user id)."""
+    with database.connect() as conn:
+        picks = picks_by_user(conn, [uid for uid, _, _ in batch])
+    # The picks were made under the policies of their run; a link must obey the policy of now.
+    picks, refused = permitted_picks(access, picks)
+    written = {uid: write_folder(library, options, uid, name, folder, picks.pop(uid)) for uid, name, folder in batch}
+    return written, refused
 
 
 def finish_on_server(client: MediaServerClient, user: UserLibrary, library_id: str, created: bool) -> dict:
@@ -175,16 +191,11 @@ def series_library(
             missing = missing_reads(conn, sorted(candidates))
             recorded = picks_libraries(conn)
             see_all = all_folders_users(conn)
-            picks = picks_by_user(conn, active)
         drop, held = users_to_drop(candidates, names, enabled, missing, pipeline.user_removal_reads)
         folders = client.libraries()
         check_listing(client, folders, [lib.library_id for lib in recorded.values()])
         options = library.options(client, folders)  # a wrong setting stops here, before any write
-        # The picks were made under the policies of their run; a link must obey the policy of now.
-        picks, refused = permitted_picks(read_access(client, users, folders), picks)
-        for user_id, titles in refused.items():
-            context.log.warning("user %s may no longer open %s (library access or parental controls changed "
-                                "since their picks were made): left out of their library", user_id, titles)
+        access = read_access(client, users, folders)
         removed = remove_libraries(context, run, client, library, database, drop, folders)
         for user_id in sorted(held & set(run.ids)):
             context.log.warning("user %s is missing from the server's user list (%d of %d reads): their library is "
@@ -207,8 +218,12 @@ def series_library(
         for uid in active:
             ensure_user_dir(library.local_path(folders_of[uid]), library.local_root())
         with ThreadPoolExecutor(DISK_WORKERS) as disk, ThreadPoolExecutor(client.concurrency) as net:
-            writes = {uid: disk.submit(write_folder, library, options, uid, names[uid], folders_of[uid], picks[uid])
-                      for uid in active}
+            batches = [[(uid, names[uid], folders_of[uid]) for uid in active[i:i + PICKS_BATCH]]
+                       for i in range(0, len(active), PICKS_BATCH)]
+            writes = {}
+            for batch in batches:
+                future = disk.submit(write_batch, library, database, options, access, batch)
+                writes |= {uid: future for uid, _, _ in batch}
             wanted = {uid: (library.library_name(names[uid]), library.server_path(folders_of[uid])) for uid in active}
             ids = {uid: lib.library_id for uid, lib in recorded.items() if uid in wanted}
             stale = stale_libraries(folders, wanted, ids, short_id)
@@ -229,12 +244,17 @@ def series_library(
                 privacy.raise_if_failed()
 
             def finish(uid: str) -> tuple[UserLibrary, dict]:
-                user = writes[uid].result()
+                user = writes[uid].result()[0][uid]
                 return user, finish_on_server(client, user, str(found[uid]["ItemId"]), uid in created)
 
-            written, finished = {}, {}
+            written, finished, refused = {}, {}, {}
             for user, server in net.map(finish, active):  # independent libraries, a few at a time
                 written[user.user_id], finished[user.user_id] = user, server
+                if user.user_id in (left_out := writes[user.user_id].result()[1]):
+                    refused[user.user_id] = left_out[user.user_id]
+                    context.log.warning("user %s may no longer open %s (library access or parental controls "
+                                        "changed since their picks were made): left out of their library",
+                                        user.user_id, left_out[user.user_id])
                 progress.advance("series_library", "users", len(written), len(active))
                 context.add_asset_metadata(user_metadata(user, found[user.user_id], user.user_id in created, server),
                                            partition_key=run.key(user.user_id))
@@ -299,7 +319,7 @@ def remove_libraries(context: AssetExecutionContext, run: RunUsers, client: Medi
 
 
 def user_metadata(user: UserLibrary, folder: dict, created: bool, server: dict) -> dict:
-    picks = "\n".join(f"{p.rank}. {p.title}" + (f" ({p.year})" if p.year else "") for p in user.picks)
+    picks = "\n".join(user.picks)
     return {
         "files_written": user.stats.written,
         "files_unchanged": user.stats.unchanged,

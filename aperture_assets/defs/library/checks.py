@@ -41,7 +41,7 @@ def library_matches_recommendations(context: AssetCheckExecutionContext, library
                                     database: DatabaseResource) -> AssetCheckResult:
     user_ids = run_users(database, context.instance.get_dynamic_partitions(users_partitions.name)).ids
     with database.connect() as conn:
-        picks = picks_by_user(conn, user_ids)
+        picks = picks_by_user(conn, user_ids, episodes_too=False)  # folder names need the series, not episodes
     mismatches = {}
     for user_id in user_ids:
         names = series_folder_names(picks[user_id])
