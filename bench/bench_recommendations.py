@@ -18,10 +18,13 @@ Run: .venv/bin/python bench/bench_recommendations.py [--users 50] [--scale] [--s
 """
 
 import argparse
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import psutil
 from aperture_dev.fake_ai_server import FakeAIServer
 from common import API_KEY, synthetic_bench
 
@@ -39,6 +42,28 @@ K = 12
 BASELINES = ("ease", "item_knn", "popular", "prior_tool")
 
 
+@contextmanager
+def peak_memory(label: str):
+    """Print this process's peak RSS while the block runs (sampled every 50 ms), and how far above its RSS before
+    the block: the stage's own memory, apart from the set-up's."""
+    process, stop, peak = psutil.Process(), threading.Event(), [0]
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], process.memory_info().rss)
+            stop.wait(0.05)
+
+    before = process.memory_info().rss
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        print(f"  {label}: peak RSS {peak[0] / 2**20:.0f} MB, {(peak[0] - before) / 2**20:+.0f} MB over before it")
+
+
 def set_up(bench, ai: AIProviderResource) -> None:
     started = time.perf_counter()
     bench.run([series_catalog, series_embeddings], ai=ai)
@@ -47,7 +72,8 @@ def set_up(bench, ai: AIProviderResource) -> None:
 
 
 def time_recommendations(bench, ai: AIProviderResource, target: float) -> None:
-    seconds, m = bench.run([series_recommendations], partitioned=True, ai=ai)
+    with peak_memory("recommendations"):
+        seconds, m = bench.run([series_recommendations], partitioned=True, ai=ai)
     print(f"recommendations: {seconds:.2f} s wall for {m['run_users']} users ({m['run_picks']} picks, "
           f"{m['run_cold_start_users']} cold start, {m['catalog_shows']} shows, {m['run_duration_seconds']:.2f} s "
           f"in the asset, of which tuning {m['tuning_seconds']:.2f} s and EASE over {m['collaborative_matrix']} "
@@ -69,7 +95,8 @@ def large_library(users: int) -> None:
         ai = AIProviderResource()
         set_up(bench, ai)
         time_recommendations(bench, ai, 5.0)
-        seconds, q = bench.run([recommendation_quality], ai=ai)
+        with peak_memory("quality"):
+            seconds, q = bench.run([recommendation_quality], ai=ai)
         report = {m: {name: q[f"{m}_{name}"] for name in METRICS} for m in METHODS}
         print(f"quality ({q['users_evaluated']} users, hide the most recently started show, k={q['k']}, "
               f"{seconds:.1f} s; {q['tuning']}):")

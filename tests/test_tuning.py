@@ -9,7 +9,7 @@ import numpy as np
 from aperture_assets.logic.evaluation import METHODS, evaluate
 from aperture_assets.logic.recommend import Catalog, History, Params
 from aperture_assets.logic.scoring import SMALL_SERVER_WEIGHTS, WEIGHTS, Watched
-from aperture_assets.logic.tuning import MIN_USERS, as_of, hold_out, tune
+from aperture_assets.logic.tuning import MIN_USERS, NEIGHBOURS, Neighbours, as_of, hold_out, tune
 
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
 
@@ -84,3 +84,26 @@ def test_evaluation_reports_every_method_with_tuning_on_the_training_part_only()
     assert report["aperture"]["ndcg"] >= report["popular"]["ndcg"]
     assert report["ease"]["hit_rate"] > report["prior_tool"]["hit_rate"]  # content is noise here
     assert tuning.users == 20  # tuned on the histories without the evaluation's hidden shows
+
+
+def test_neighbours_are_each_anchors_exact_nearest_searched_once_per_run():
+    rng = np.random.default_rng(3)
+    shows = [f"s{i:03d}" for i in range(3 * NEIGHBOURS)]
+    vectors = rng.normal(size=(len(shows), 8)).astype(np.float32)
+    catalog = Catalog(shows, shows, shows, [None] * len(shows), [[] for _ in shows],
+                      vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
+    calls: list[list[int]] = []
+    exact = Neighbours(catalog)
+
+    def find(rows: list[int]) -> dict:
+        calls.append(rows)
+        return exact.exact(rows)
+
+    neighbours = Neighbours(catalog, find)
+    first, second = [0, 5, 17], [5, 17, 260]
+    neighbours.prepare(first)
+    got = neighbours.of(second)
+    assert calls == [first, [260]]  # anchors already searched are not searched again
+    sims = catalog.vectors[second] @ catalog.vectors.T
+    expected = {catalog.shows[i] for row in sims for i in np.argsort(-row)[:NEIGHBOURS]}
+    assert got == expected and len(expected) < len(shows)

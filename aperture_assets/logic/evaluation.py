@@ -76,12 +76,12 @@ def evaluate(catalog: Catalog, histories: Mapping[str, Sequence[History]], now: 
     train, hidden = hold_out(as_of(histories, now), 1, MIN_SHOWS)
     hidden = {u: shows for u, shows in hidden.items() if shows <= catalog.index.keys()}
     view = split_view(catalog, train)
-    tuning = tune(view, train, now, params, disliked)
+    neighbours = Neighbours(view)
+    tuning = tune(view, train, now, params, disliked, neighbours)
     default = default_params(params, sum(1 for t in tastes_of(train, now, params, disliked).values() if t))
     tastes = tastes_of(train, now, params, disliked)  # the matrix is binary: one model serves any half-life
     models = {"ease": ease(tastes), "item_knn": item_knn(tastes)}
     totals = {m: dict.fromkeys(METRICS, 0.0) for m in METHODS}
-    neighbours = Neighbours(view)
     neighbours.prepare(view.index[s] for u in hidden for s in tastes[u] if s in view.index)
     columns = {name: signal_columns(view, model.item_index) for name, model in models.items()}
     for user in sorted(hidden):

@@ -136,9 +136,9 @@ class Neighbours:
         out = {}
         for start in range(0, len(rows), self.BATCH):
             batch = rows[start:start + self.BATCH]
-            sims = vectors @ vectors[batch].T
-            top = np.argpartition(-sims, n - 1, axis=0)[:n].astype(np.int32)
-            out.update({r: top[:, j].copy() for j, r in enumerate(batch)})
+            sims = vectors[batch] @ vectors.T  # batch x catalog: each anchor's row contiguous for the partition
+            top = np.argpartition(sims, len(vectors) - n, axis=1)[:, len(vectors) - n:].astype(np.int32)
+            out.update({r: top[j] for j, r in enumerate(batch)})
         return out
 
 
@@ -202,8 +202,9 @@ def mean_ndcg(scored: Mapping[str, Scored], catalog: Catalog, hidden: Mapping[st
 
 
 def tune(catalog: Catalog, histories: Mapping[str, Sequence[History]], now: datetime, params: Params,
-         disliked: Mapping[str, frozenset[str]] | None = None) -> Tuning:
-    """Choose this server's settings from its own history as of `now` (see the module's docstring)."""
+         disliked: Mapping[str, frozenset[str]] | None = None, neighbours: Neighbours | None = None) -> Tuning:
+    """Choose this server's settings from its own history as of `now` (see the module's docstring).
+    `neighbours`: the run's neighbour searches over the same catalog rows, to share with the recommendations."""
     disliked = disliked or {}
     visible = as_of(histories, now)
     users_with_history = sum(1 for t in tastes_of(visible, now, params, disliked).values() if t)
@@ -219,7 +220,7 @@ def tune(catalog: Catalog, histories: Mapping[str, Sequence[History]], now: date
     tastes = tastes_of(train, now, params, disliked)  # which shows, not how much: the matrix is binary
     models: dict[float, ItemScores] = {}
     pools: dict[str, set[str]] = {}
-    neighbours = Neighbours(view)
+    neighbours = neighbours or Neighbours(view)
     scored: dict[float, dict[str, Scored]] = {}
     swapped: dict[tuple[float, float], dict[str, Scored]] = {}
 

@@ -163,7 +163,8 @@ def series_recommendations(
         users = run_users(database, list(context.partition_keys))
         everyone = UsersRules(conn, access, catalog, pipeline, users.ids)
         tuning_started = time.perf_counter()
-        tuning = tune(catalog, histories, now, params, everyone.disliked)  # this server's blend, as of now
+        neighbours = Neighbours(catalog)  # searched once per watched show, shared by the tuning and the picks
+        tuning = tune(catalog, histories, now, params, everyone.disliked, neighbours)  # this server's blend, now
         params = tuning.params
         weights = tastes_of(histories, now, params, everyone.disliked)
         collab_started = time.perf_counter()
@@ -171,7 +172,6 @@ def series_recommendations(
         costs = {"tuning_seconds": round(collab_started - tuning_started, 3),
                  "collaborative_seconds": round(time.perf_counter() - collab_started, 3),
                  "collaborative_matrix": f"{len(collab.users)} users x {len(collab.items)} shows"}
-        neighbours = Neighbours(catalog)
         for n, user_id in enumerate(users.ids):
             if n % BATCH == 0:  # one search per anchor not yet seen, for the next BATCH users at once
                 neighbours.prepare(r for u in users.ids[n:n + BATCH] for r in anchors_of(catalog, weights.get(u, {})))
