@@ -1,5 +1,6 @@
-"""SQL for recommendations: user histories by show, the candidate pool (pgvector nearest neighbours),
-storing ranked runs and pruning old ones.
+"""SQL for recommendations: user histories by show, the catalog's vectors, pgvector nearest neighbours (no
+longer the candidate pool's source: an exact search in memory is faster at the scales measured), storing ranked
+runs and pruning old ones.
 
 A "show" is one title however many library copies the server holds: copies share a provider id, so
 the show key is the first of tvdb / tmdb / imdb id (falling back to the item id).
