@@ -252,8 +252,9 @@ def mark_placeholders(client: MediaServerClient, user_id: str, library_id: str, 
         listed = listed_placeholders(client, user_id, library_id)
         if listed is not None:
             unplayed = [item for items in listed.values() for item in items if not _played(item)]
-            for item in unplayed:
-                client.mark_played(user_id, str(item["Id"]))
+            # one request per item (the APIs mark one at a time), sent side by side: the client bounds them in flight
+            with ThreadPoolExecutor(max(1, min(getattr(client, "concurrency", 1), len(unplayed)))) as pool:
+                list(pool.map(lambda item: client.mark_played(user_id, str(item["Id"])), unplayed))
             marked += len(unplayed)
             if unplayed:  # confirm by reading again, never by what was sent
                 listed = listed_placeholders(client, user_id, library_id)
