@@ -11,6 +11,7 @@ from aperture_assets.logic.watch_rows import (
     played_before,
     played_items,
     played_row,
+    read_digest,
     series_state,
     stored_played,
     watch_states,
@@ -106,3 +107,24 @@ def test_watch_states_from_a_played_set_equal_episode_states_over_the_raw_lists(
     stored = {s.item_id: s for s in (stored_played(PlayedItem(*played_row(s))) for s in played.values())}
     assert watch_states(stored, [*resume, *favorites], "/picks") == direct
     assert watch_states(stored, resume, "/picks")["e1"].is_favorite is False  # un-favourited since
+
+
+def test_the_read_digest_equals_through_storage_and_changes_with_anything_the_writes_use():
+    played_raw = [_played("e1", "2026-01-01T00:00:00Z", path="/tv/a/e1.mkv"), _played("e2", "2026-02-01T00:00:00Z")]
+    resume = [{"Id": "e4", "UserData": {"Played": False, "PlaybackPositionTicks": 10}}]
+    series = [{"Id": "s1", "Type": "Series"}]
+    played = played_items(played_raw, "/picks")
+    digest = read_digest(played, resume, series, [], "/picks")
+    # an incremental read rebuilds the set from storage (no paths, no favourite flags): the same digest
+    stored = {s.item_id: s for s in (stored_played(PlayedItem(*played_row(s))) for s in played.values())}
+    assert read_digest(stored, resume, series, [], "/picks") == digest
+    assert read_digest(dict(reversed(played.items())), resume, series, [], "/picks") == digest  # order of the set
+    replayed = played_items([_played("e1", "2026-03-01T00:00:00Z"), played_raw[1]], "/picks")
+    moved = [{"Id": "e4", "UserData": {"Played": False, "PlaybackPositionTicks": 20}}]
+    for changed in (read_digest(replayed, resume, series, [], "/picks"),       # played again
+                    read_digest({"e1": played["e1"]}, resume, series, [], "/picks"),  # un-marked
+                    read_digest(played, moved, series, [], "/picks"),          # resume position
+                    read_digest(played, resume, [], [], "/picks"),             # un-favourited series
+                    read_digest(played, resume, series, series, "/picks"),     # disliked
+                    read_digest(played, resume, series, [], "/other")):        # another picks root
+        assert changed != digest
