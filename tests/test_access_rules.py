@@ -12,6 +12,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aperture_assets.defs.recommendations.assets import catalog_part
 from aperture_assets.logic.explanations import template
 from aperture_assets.logic.recommend import REMOVAL_RULES, Catalog, History, Params, Rules, recommend
 from aperture_assets.logic.rules import access_verdicts, user_rules
@@ -222,3 +223,20 @@ def test_no_pick_ever_breaks_the_users_rules(policy, library, disliked, seen, se
         assert visible_to(policy, *facts[pick.series_id]), (pick, facts[pick.series_id])
     offered = [i for i, show in enumerate(catalog.shows) if show not in {h.show for h in history}]
     assert len(result.picks) + sum(result.removed.values()) == len(offered)
+
+
+@settings(max_examples=200, deadline=None)
+@given(policy=policies, library=st.lists(series_copies, min_size=3, max_size=8),
+       own=st.sampled_from(["EnabledFolders", "BlockedMediaFolders", "ExcludedSubFolders"]))
+def test_policies_differing_only_outside_the_catalogs_libraries_share_one_verdict(policy, library, own) -> None:
+    """Once picks libraries exist every user's policy names their own; the verdicts are computed once per policy
+    as far as the catalog's libraries go, and must be the verdicts of the whole policy."""
+    copies = {f"show:{i}": [copy(lib, rating, tags, series_id=f"s{i}-{j}") for j, (lib, rating, tags) in enumerate(o)]
+              for i, o in enumerate(library)}
+    in_catalog = frozenset(c.library for cs in copies.values() for c in cs)
+    extra = "picks-of-u1" if own != "ExcludedSubFolders" else "picks-of-u1_/picks/u1"
+    with_own = {**policy, own: [*policy.get(own, []), extra]}
+    whole, part = parse_policy(with_own), catalog_part(parse_policy(with_own), in_catalog)
+    assert part == catalog_part(parse_policy(policy), in_catalog)
+    assert part != whole  # the picks library is gone from the key
+    assert access_verdicts(part, SCALE, copies, list(copies)) == access_verdicts(whole, SCALE, copies, list(copies))
