@@ -242,7 +242,11 @@ def sync_user(client: MediaServerClient, database: DatabaseResource, user_id: st
 
     A read whose digest (watch_rows.read_digest) equals the last writing sync's, under the same catalog and picks
     root, would change no row: the remap and the writes are skipped (a full read still records its time). The
-    stored figures for the metadata are read up front in the first connection, so such a user costs one."""
+    stored figures for the metadata are read up front, in the same transaction as the sync state.
+
+    One connection serves the whole user (connecting costs more than this user's queries): the reads' transaction
+    is committed before the HTTP read, so no transaction stays open while the server answers, and the writes are
+    one transaction after it."""
     started = time.perf_counter()
     with database.connect() as conn:
         catalog = catalog or catalog_version(conn)
@@ -253,17 +257,16 @@ def sync_user(client: MediaServerClient, database: DatabaseResource, user_id: st
         if (previous is not None and previous.read_digest is not None and previous.exclude_root == exclude_root
                 and previous.catalog_version == catalog.version):
             standing = stored_episode_counts(conn, user_id), user_summary(conn, user_id)
-    user = read_user(client, user_id, exclude_root, stored, reason)  # a failed read raises before any write
-    digest = read_digest(user.played, user.others, user.favorite_series, user.disliked_series, exclude_root)
-    if standing is not None and digest == previous.read_digest:
-        if user.read == "full":  # the next periodic full read counts from this one
-            with database.connect() as conn:
+        conn.commit()  # no transaction open while the server answers
+        user = read_user(client, user_id, exclude_root, stored, reason)  # a failed read raises before any write
+        digest = read_digest(user.played, user.others, user.favorite_series, user.disliked_series, exclude_root)
+        if standing is not None and digest == previous.read_digest:
+            if user.read == "full":  # the next periodic full read counts from this one
                 save_watch_sync(conn, user_id, exclude_root, user.read, read_started, catalog, digest,
                                 previous.unmatched_items)
-        (watched, in_progress), (states_count, top) = standing
-        return user_result(user_id, user, watched, in_progress, previous.unmatched_items, states_count, top, 0,
-                           client.requests_made, started, unchanged=True)
-    with database.connect() as conn:
+            (watched, in_progress), (states_count, top) = standing
+            return user_result(user_id, user, watched, in_progress, previous.unmatched_items, states_count, top, 0,
+                               client.requests_made, started, unchanged=True)
         states = watch_states(user.played, user.others, exclude_root)
         rows, favorites, unmatched, by_id = map_to_catalog(conn, client, states, user.favorite_series)
         # progress was last derived from the catalog the sync row names; if it and the rows are unchanged, it stands
