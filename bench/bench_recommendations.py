@@ -39,7 +39,7 @@ from aperture_resources.ai import AIProviderResource
 from aperture_resources.media_server import SERVERS
 
 K = 12
-BASELINES = ("ease", "item_knn", "popular", "prior_tool")
+BASELINES = ("ease", "item_knn", "popular", "content_only")
 
 
 @contextmanager
@@ -128,7 +128,7 @@ def small_servers(bench, model: str, synthetic_users: int) -> None:
         pooled, evaluated, reasons = pooled_report(catalog, histories, servers)
         print(f"{label}: {len(servers)} servers, {evaluated} users evaluated (settings: {', '.join(reasons)}):")
         print_report(pooled)
-        popular, content = pooled["popular"]["ndcg"], pooled["prior_tool"]["ndcg"]
+        popular, content = pooled["popular"]["ndcg"], pooled["content_only"]["ndcg"]
         print(f"  aperture nDCG@{K} / most popular: x{pooled['aperture']['ndcg'] / max(popular, 1e-9):.2f} "
               f"(target x1.5); / content-only x{pooled['aperture']['ndcg'] / max(content, 1e-9):.2f}")
 

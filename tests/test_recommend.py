@@ -13,8 +13,8 @@ from aperture_assets.logic.recommend import (
     Catalog,
     History,
     Params,
+    content_only_baseline,
     popular_baseline,
-    prior_tool_baseline,
     ranking_metrics,
     recommend,
     retaste,
@@ -130,7 +130,7 @@ def test_baselines_and_metrics():
     history = [seen("crime0", "completed"), seen("crime1", "in_progress", 2)]
     popular = popular_baseline(WORLD, history, 3)
     assert popular[:2] == ["kids0", "kids1"]
-    prior = prior_tool_baseline(WORLD, history, NOW, 5)
+    prior = content_only_baseline(WORLD, history, NOW, 5)
     assert "crime0" not in prior and "crime1" not in prior and len(prior) == 5
     assert ranking_metrics(["a", "b", "c"], {"b"}, 3) == {"hit_rate": 1.0, "recall": 1.0, "ndcg": 1 / np.log2(3)}
     assert ranking_metrics(["a", "b", "c"], {"z"}, 3)["hit_rate"] == 0.0

@@ -165,13 +165,13 @@ def test_quality_beats_both_baselines_on_the_sample_data(world):
     m = {k: v.value for k, v in result.asset_materializations_for_node("recommendation_quality")[0].metadata.items()}
     assert m["users_evaluated"] >= 8
     assert m["aperture_ndcg"] > m["popular_ndcg"]
-    assert m["aperture_ndcg"] > m["prior_tool_ndcg"]
-    assert m["aperture_hit_rate"] >= max(m["popular_hit_rate"], m["prior_tool_hit_rate"])
+    assert m["aperture_ndcg"] > m["content_only_ndcg"]
+    assert m["aperture_hit_rate"] >= max(m["popular_hit_rate"], m["content_only_hit_rate"])
     for method in ("aperture_default", "ease", "item_knn"):  # every method in the same run
         assert 0.0 <= m[f"{method}_ndcg"] <= 1.0 and f"ndcg_ratio_vs_{method}" in m
     assert "EASE alone" in m["table"] and "item-kNN alone" in m["table"]
     chart = m["ndcg_chart"].splitlines()
     longest = max(chart, key=lambda line: line.count("█"))
-    best = max(("aperture", "aperture_default", "popular", "prior_tool", "ease", "item_knn"),
+    best = max(("aperture", "aperture_default", "popular", "content_only", "ease", "item_knn"),
                key=lambda method: m[f"{method}_ndcg"])
     assert longest.endswith(f"{m[f'{best}_ndcg']:.3f}")  # the longest bar is the best method

@@ -18,8 +18,8 @@ from aperture_assets.logic.recommend import (
     Params,
     Rules,
     Scored,
+    content_only_baseline,
     popular_baseline,
-    prior_tool_baseline,
     rank,
     ranking_metrics,
     retaste,
@@ -38,9 +38,9 @@ from aperture_assets.logic.tuning import (
 )
 
 MIN_SHOWS = 2  # watched shows a user keeps besides the hidden one
-METHODS = ("aperture", "aperture_default", "popular", "prior_tool", "ease", "item_knn")
+METHODS = ("aperture", "aperture_default", "popular", "content_only", "ease", "item_knn")
 LABELS = {"aperture": "aperture (tuned)", "aperture_default": "aperture (default settings)",
-          "popular": "most popular", "prior_tool": "content-only (prior tool)", "ease": "EASE alone",
+          "popular": "most popular", "content_only": "content only (one averaged taste vector)", "ease": "EASE alone",
           "item_knn": "item-kNN alone"}
 METRICS = ("hit_rate", "recall", "ndcg")
 
@@ -93,7 +93,7 @@ def evaluate(catalog: Catalog, histories: Mapping[str, Sequence[History]], now: 
             "aperture": picks(view, retaste(scored, view, rest, now, tuning.params, rules), tuning.params),
             "aperture_default": picks(view, scored, default),
             "popular": popular_baseline(view, rest, k),
-            "prior_tool": prior_tool_baseline(view, rest, now, k),
+            "content_only": content_only_baseline(view, rest, now, k),
             "ease": collaborative_baseline(view, rest, signal, k, columns["ease"]),
             "item_knn": collaborative_baseline(view, rest, models["item_knn"].signal(user), k, columns["item_knn"]),
         }

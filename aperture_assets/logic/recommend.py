@@ -406,9 +406,9 @@ def popular_baseline(catalog: Catalog, history: Sequence[History], count: int) -
     return list(islice((s for s in map(catalog.shows.__getitem__, catalog.baseline_order()) if s not in seen), count))
 
 
-def prior_tool_weight(w: Watched, now: datetime) -> float:
-    """The prior tool's taste weight (prior-art.md): 1 + log10(episodes), completion and favourite
-    multipliers, 180-day recency half-life with a 0.25 floor."""
+def content_only_weight(w: Watched, now: datetime) -> float:
+    """The content-only baseline's taste weight (as a common recommender publishes it): 1 + log10(episodes),
+    completion and favourite multipliers, 180-day recency half-life with a 0.25 floor."""
     weight = 1.0 + math.log10(max(w.episodes_watched, 1))
     completion = w.episodes_watched / w.episodes_available if w.episodes_available else 0.0
     weight *= 1.5 if completion > 0.9 else 1.2 if completion > 0.5 else 1.0
@@ -425,8 +425,8 @@ def _rating_tier(rating: float | None) -> float:
     return next((score for floor, score in ((8.5, 1.0), (7.5, 0.8), (6.5, 0.6), (5.5, 0.4)) if rating >= floor), 0.2)
 
 
-def prior_tool_baseline(catalog: Catalog, history: Sequence[History], now: datetime, count: int) -> list[str]:
-    """The prior tool's content-only ranking as published: one averaged taste vector, any started
+def content_only_baseline(catalog: Catalog, history: Sequence[History], now: datetime, count: int) -> list[str]:
+    """A content-only ranking as a common recommender publishes it: one averaged taste vector, any started
     show excluded, 0.4 similarity + 0.2 genre novelty + 0.2 rating tier + 0.2 greedy genre diversity
     (vectorised over the catalog: it runs for every evaluated user)."""
     watched = [h for h in history if (h.watched.episodes_watched > 0 or h.watched.is_favorite)
@@ -436,7 +436,7 @@ def prior_tool_baseline(catalog: Catalog, history: Sequence[History], now: datet
         if started else np.arange(len(catalog.shows))
     if not watched or not len(candidates):
         return popular_baseline(catalog, history, count)
-    profile = sum(prior_tool_weight(h.watched, now) * catalog.vectors[catalog.index[h.show]] for h in watched)
+    profile = sum(content_only_weight(h.watched, now) * catalog.vectors[catalog.index[h.show]] for h in watched)
     profile = profile / max(np.linalg.norm(profile), 1e-12)
     all_genres, tiers = catalog.genre_matrix()
     seen = all_genres[[catalog.index[h.show] for h in watched]].any(axis=0)

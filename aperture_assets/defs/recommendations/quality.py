@@ -2,8 +2,9 @@
 
 For every user with at least `MIN_SHOWS` watched shows besides it, hide their most recently started show,
 recommend from the rest, and score hit-rate@K, recall@K and nDCG@K in one run for: aperture as tuned (on the
-rest only), aperture with its default settings, most-popular-unwatched, the prior tool's content-only score,
-EASE alone and item-kNN alone. With one hidden show per user, recall@K equals hit-rate@K; both are reported.
+rest only), aperture with its default settings, most-popular-unwatched, a content-only score (one averaged
+taste vector), EASE alone and item-kNN alone. With one hidden show per user, recall@K equals hit-rate@K; both
+are reported.
 """
 
 
@@ -20,7 +21,7 @@ from aperture_resources.database import DatabaseResource
 from aperture_resources.pipeline_config import PipelineConfig
 from aperture_resources.recommendation_store import disliked_shows
 
-BASELINES = ("aperture_default", "popular", "prior_tool", "ease", "item_knn")
+BASELINES = ("aperture_default", "popular", "content_only", "ease", "item_knn")
 BAR = 40  # characters of the longest bar
 
 
