@@ -26,7 +26,7 @@ def is_enabled(user: UserState, wanted: Sequence[str]) -> bool:
 
 
 def users_table(users: Sequence[UserState], wanted: Sequence[str]) -> list[str]:
-    lines = ["| Name | Id | Partition | Enabled | History synced | Picks | Picks made |", "|---" * 7 + "|"]
+    lines = ["| Name | Id | Partition | Enabled | History changed | Picks | Picks made |", "|---" * 7 + "|"]
     for u in users:
         enabled = "yes" if is_enabled(u, wanted) else "disabled" if u.disabled else "gone" if u.removed else "no"
         lines.append(f"| {u.name} | {u.id} | {u.partition_key or ''} | {enabled} | {_when(u.history_synced_at)} "
