@@ -74,16 +74,6 @@ class LatestPick:
     created_at: datetime
 
 
-@dataclass(frozen=True)
-class UserPicksSummary:
-    """An enabled user's latest picks in brief: how many, cold start or not, the top three names."""
-
-    name: str
-    picks: int
-    cold_start: bool | None
-    top_picks: str | None
-
-
 def user_histories(conn: psycopg.Connection, user_ids: Sequence[str] | None = None) -> list[ShowHistory]:
     """Per (user, show): merged progress of its copies. State merge: any copy in progress wins, then
     completed, then caught up."""
@@ -249,18 +239,6 @@ def users_with_runs(conn: psycopg.Connection) -> list[str]:
     """Ids of the users with at least one stored run."""
     with conn.cursor(row_factory=scalar_row) as cur:
         return cur.execute("SELECT DISTINCT user_id FROM recommendation_runs").fetchall()
-
-
-def user_pick_summaries(conn: psycopg.Connection) -> list[UserPicksSummary]:
-    """Every enabled user's latest picks in brief, by user name."""
-    with conn.cursor(row_factory=class_row(UserPicksSummary)) as cur:
-        return cur.execute(
-            "SELECT u.name, count(r.rank) AS picks, bool_or(r.cold_start) AS cold_start, "
-            " string_agg(s.name, ', ' ORDER BY r.rank) FILTER (WHERE r.rank <= 3) AS top_picks "
-            "FROM media_users u LEFT JOIN latest_recommendations r ON r.user_id = u.id "
-            "LEFT JOIN series s ON s.id = r.series_id "
-            "WHERE u.removed_at IS NULL AND NOT u.is_disabled GROUP BY u.name ORDER BY u.name"
-        ).fetchall()
 
 
 def started_among(conn: psycopg.Connection, user_id: str, series_ids: Sequence[str]) -> list[str]:

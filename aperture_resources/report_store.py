@@ -22,6 +22,8 @@ class UserState:
     history_synced_at: datetime | None
     picks: int
     picks_at: datetime | None
+    cold_start: bool | None
+    top_picks: str | None  # the first three, by name
     library_path: str | None
 
 
@@ -43,16 +45,19 @@ class FullPick:
 
 
 def user_states(conn: psycopg.Connection) -> list[UserState]:
-    """Every user the server has listed, by name."""
+    """Every user the server has listed, by name, with their current picks in brief."""
     with conn.cursor(row_factory=class_row(UserState)) as cur:
         return cur.execute(
             "SELECT u.id, u.name, u.partition_key, u.is_disabled AS disabled, u.removed_at IS NOT NULL AS removed, "
-            "w.synced_at AS history_synced_at, "
-            "(SELECT count(*) FROM latest_recommendations r WHERE r.user_id = u.id) AS picks, "
-            "(SELECT max(created_at) FROM recommendation_runs r WHERE r.user_id = u.id) AS picks_at, "
+            "w.synced_at AS history_synced_at, p.picks, p.picks_at, p.cold_start, p.top_picks, "
             "l.path AS library_path "
             "FROM media_users u LEFT JOIN user_watch_sync w ON w.user_id = u.id "
-            "LEFT JOIN picks_libraries l ON l.user_id = u.id ORDER BY lower(u.name), u.id").fetchall()
+            "LEFT JOIN picks_libraries l ON l.user_id = u.id "
+            "CROSS JOIN LATERAL (SELECT count(r.rank) AS picks, max(r.created_at) AS picks_at, "
+            "  bool_or(r.cold_start) AS cold_start, "
+            "  string_agg(s.name, ', ' ORDER BY r.rank) FILTER (WHERE r.rank <= 3) AS top_picks "
+            "  FROM latest_recommendations r JOIN series s ON s.id = r.series_id WHERE r.user_id = u.id) p "
+            "ORDER BY lower(u.name), u.id").fetchall()
 
 
 def latest_picks(conn: psycopg.Connection, user_id: str) -> list[FullPick]:

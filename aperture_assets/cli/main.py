@@ -52,13 +52,11 @@ def summary_lines(results, metadata: dict) -> list[str]:
     from aperture_assets.cli.run import STAGE_ASSET
     from aperture_resources.catalog_store import catalog_totals
     from aperture_resources.database import DatabaseResource
-    from aperture_resources.recommendation_store import user_pick_summaries
     from aperture_resources.report_store import new_picks, user_states
 
     with DatabaseResource(url=os.environ["APERTURE_DATABASE_URL"]).connect() as conn:
         totals = catalog_totals(conn)
-        users = user_pick_summaries(conn)
-        states = {u.name: u for u in user_states(conn)}
+        users = [u for u in user_states(conn) if not (u.disabled or u.removed)]
         fresh = new_picks(conn)
     lines = ["", "| Stage | Result | Seconds | Changed | Unchanged | Dagster run |", "|---|---|---|---|---|---|"]
     for r in results:
@@ -72,11 +70,10 @@ def summary_lines(results, metadata: dict) -> list[str]:
     lines += ["", f"catalog: {totals.series} series, {totals.episodes} episodes", "",
               "| User | Picks | New | Top picks | Library folder |", "|---|---|---|---|---|"]
     for u in users:
-        state = states.get(u.name)
-        new = fresh.get(state.id) if state else None
+        new = fresh.get(u.id)
         lines.append(f"| {u.name} | {u.picks}{' (cold start)' if u.cold_start else ''} "
                      f"| {'' if not u.picks else 'all' if new is None else new} | {u.top_picks or ''} "
-                     f"| {state.library_path if state and state.library_path else ''} |")
+                     f"| {u.library_path or ''} |")
     return lines
 
 
