@@ -13,6 +13,7 @@ from psycopg.conninfo import conninfo_to_dict
 from aperture_assets.defs.catalog.assets import series_catalog
 from aperture_assets.defs.users.sensors import media_users_sensor
 from aperture_assets.defs.watch_history.assets import FULL_READ_EVERY, full_read_reason, series_watch_history, sync_user
+from aperture_assets.logic.watch_rows import is_under
 from aperture_assets.wiring.dagster_internals import partition_range_tags
 from aperture_assets.wiring.partitions import users_partitions
 from aperture_resources import database as db
@@ -291,6 +292,30 @@ def test_a_no_change_resync_is_incremental_cheap_and_writes_nothing(resources, s
     assert m["read"].value == "incremental" and m["rows_changed"].value > 0
     assert sql("SELECT played FROM episode_watch_state WHERE user_id = %s AND episode_id = %s",
                (alice, episode)) == [(True,)]
+
+
+def test_plays_under_the_picks_root_skip_the_writes_and_keep_the_played_set_exact(resources, sample_server,
+                                                                                 database, sql):
+    """aperture marks its own placeholders played: that must not send every user down the write path."""
+    sync_catalog(resources)
+    alice, root = user_ids(sample_server)["alice"], "/media/kids"  # kids stands in for the picks root
+    assert sync(resources, database, alice, root)["read"] == "full"
+    assert sync(resources, database, alice, root)["read_unchanged"]
+    watch_rows = sql("SELECT * FROM episode_watch_state WHERE user_id = %s ORDER BY episode_id", (alice,))
+    placeholders = sorted(i.id for i in sample_server.state.items.values()
+                          if i.type == "Episode" and is_under(i.extra.get("Path") or i.base.get("Path"), root))[:3]
+    assert placeholders
+    for item in placeholders:
+        sample_server.state.mark_played(alice, item, True)
+    result = sync(resources, database, alice, root)
+    assert result["read"] == "incremental" and result["read_unchanged"]
+    assert result["rows_changed"] == len(placeholders)  # the played set, stored for the next count check
+    assert sql("SELECT * FROM episode_watch_state WHERE user_id = %s ORDER BY episode_id", (alice,)) == watch_rows
+    stored = {item for (item,) in sql("SELECT item_id FROM user_played_items WHERE user_id = %s AND excluded",
+                                      (alice,))}
+    assert set(placeholders) <= stored
+    again = sync(resources, database, alice, root)  # the stored set is exact: still incremental, nothing to do
+    assert again["read"] == "incremental" and again["read_unchanged"] and again["rows_changed"] == 0
 
 
 def test_a_5xx_mid_window_read_leaves_the_previous_state_intact(resources, sample_server, database, monkeypatch):

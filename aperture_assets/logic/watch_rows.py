@@ -205,11 +205,14 @@ def stored_played(item: PlayedItem) -> EpisodeState:
 
 def read_digest(played: Mapping[str, EpisodeState], others: Sequence[dict], favorite_series: Sequence[dict],
                 disliked_series: Sequence[dict], exclude_root: str) -> str:
-    """A digest of everything a user's read feeds into the writes (the played set as stored, the resume and
+    """A digest of everything a user's read feeds into the watch rows (the played set as stored, the resume and
     favourite items in their order, favourite and disliked series, the picks root). With the same catalog, an
-    equal digest means the writes would change nothing, so the sync skips them. Played items' paths are left
-    out (a stored item has none, so an incremental read could never match a full one): they matter only to
-    items matched by provider ids, and the caller keeps no digest for a read that had any."""
-    payload = [exclude_root, [(*played_row(s), s.played) for _, s in sorted(played.items())],
-               list(others), list(favorite_series), list(disliked_series)]
+    equal digest means those writes would change nothing, so the sync skips them. Items under the picks root are
+    left out: they never become watch rows, and aperture marks its own placeholders played, which must not make
+    every user's next sync look changed. Played items' paths are left out too (a stored item has none, so an
+    incremental read could never match a full one): they matter only to items matched by provider ids, and the
+    caller keeps no digest for a read that had any."""
+    payload = [exclude_root, [(*played_row(s), s.played) for _, s in sorted(played.items()) if not s.excluded],
+               [item for item in others if not is_under(item.get("Path"), exclude_root)],
+               list(favorite_series), list(disliked_series)]
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()

@@ -20,9 +20,10 @@ lists) are always read in full; the played episodes, the big list, are read like
   it, and once a day (FULL_READ_EVERY), which bounds the one case the count cannot see: a back-dated
   mark (an imported play dated before the watermark) in the same interval as an un-mark.
 
-A read equal to the last writing sync's (the digest of the played set, resume, favourite and disliked items),
-under the same catalog and picks root, would change no row: its remap and writes are skipped, and the user
-costs one database connection and four requests.
+A read equal to the last writing sync's (the digest of the played set, resume, favourite and disliked items,
+leaving out the picks root's own items), under the same catalog and picks root, would change no watch row: its
+remap and writes are skipped, only the stored played set is brought up to date, and the user costs one database
+connection and four requests.
 
 Both paths end in the same played set and go through the same merge (`watch_states`), catalog mapping
 and write, which tests/test_watch_history.py checks against a fresh full read over random changes. Items
@@ -261,12 +262,16 @@ def sync_user(client: MediaServerClient, database: DatabaseResource, user_id: st
         user = read_user(client, user_id, exclude_root, stored, reason)  # a failed read raises before any write
         digest = read_digest(user.played, user.others, user.favorite_series, user.disliked_series, exclude_root)
         if standing is not None and digest == previous.read_digest:
+            # the watch rows stand; the played set is still stored exactly (it holds the picks root's items,
+            # which the digest leaves out), so the next incremental read's count check holds
+            played_changed = write_played_items(conn, user_id, [played_row(s) for s in user.changed.values()],
+                                                replace=user.read == "full")
             if user.read == "full":  # the next periodic full read counts from this one
                 save_watch_sync(conn, user_id, exclude_root, user.read, read_started, catalog, digest,
                                 previous.unmatched_items)
             (watched, in_progress), (states_count, top) = standing
-            return user_result(user_id, user, watched, in_progress, previous.unmatched_items, states_count, top, 0,
-                               client.requests_made, started, unchanged=True)
+            return user_result(user_id, user, watched, in_progress, previous.unmatched_items, states_count, top,
+                               played_changed, client.requests_made, started, unchanged=True)
         states = watch_states(user.played, user.others, exclude_root)
         rows, favorites, unmatched, by_id = map_to_catalog(conn, client, states, user.favorite_series)
         # progress was last derived from the catalog the sync row names; if it and the rows are unchanged, it stands
