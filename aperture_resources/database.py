@@ -17,8 +17,9 @@ from pathlib import Path
 
 import psycopg
 from dagster import ConfigurableResource
-from pgvector.psycopg import register_vector
+from pgvector.psycopg.vector import register_vector_info
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.types import TypeInfo
 
 from aperture_resources.settings import ConfigError
 
@@ -132,6 +133,15 @@ def migrate(url: str) -> None:
 def describe_connection_error(exc: Exception) -> ConfigError:
     first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return ConfigError(f"APERTURE_DATABASE_URL: cannot connect to PostgreSQL ({first_line}).")
+
+
+def register_vector(conn: psycopg.Connection) -> None:
+    """pgvector's `vector` type on `conn`: one look-up, where pgvector's own `register_vector` makes four (halfvec,
+    bit and sparsevec too, which aperture never uses), and a connection is made per user in the per-user stages."""
+    info = TypeInfo.fetch(conn, "vector")
+    if info is None:
+        raise ConfigError("the pgvector extension is missing from the database (run `aperture db upgrade`)")
+    register_vector_info(conn, info)
 
 
 class DatabaseResource(ConfigurableResource):

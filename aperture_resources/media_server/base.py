@@ -14,6 +14,7 @@ servers echo rejected credentials.
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import ssl
@@ -120,13 +121,20 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         return _DeadlineStream(stream, self._deadline)
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One verifying context for the process: loading the CA bundle costs about 20 ms, and a client is made per
+    user in the per-user stages (contexts are safe to share between connections and threads)."""
+    return httpx.create_ssl_context()
+
+
 def _deadline_transport(limits: httpx.Limits, deadline: _Deadline) -> httpx.HTTPTransport:
     """httpx's transport over a connection pool built with `_DeadlineBackend` (httpx has no option for a network
     backend, so its pool is replaced by an equal one that has it). A custom transport also means httpx ignores
     HTTP(S)_PROXY: requests go straight to APERTURE_MEDIA_SERVER_URL."""
-    transport = httpx.HTTPTransport(limits=limits)
+    transport = httpx.HTTPTransport(limits=limits, verify=_ssl_context())
     transport._pool = httpcore.ConnectionPool(
-        ssl_context=httpx.create_ssl_context(), max_connections=limits.max_connections,
+        ssl_context=_ssl_context(), max_connections=limits.max_connections,
         max_keepalive_connections=limits.max_keepalive_connections, keepalive_expiry=limits.keepalive_expiry,
         network_backend=_DeadlineBackend(deadline))
     return transport
