@@ -113,6 +113,19 @@ def test_weights_change_the_ranking_and_are_stored_with_the_parameters():
     assert popular_heavy.as_dict()["weights"]["popularity"] == 1.0
 
 
+def test_only_the_weights_ratios_matter_even_beside_a_dropped_shows_pull():
+    """The grid's weights need not sum to 1: the pull of a dropped show is weighed against the blend as a whole,
+    so scaling every weight leaves the picks and scores alone."""
+    history = [seen("crime0", "completed"), seen("crime1", "in_progress", 1, 40, days=200)]  # crime1 dropped
+    weights = Weights(content=0.25, collaborative=0.65, popularity=0.07, rating=0.03)
+    tenth = Weights(**{name: w / 10 for name, w in weights.as_dict().items()})
+    collab = {"crime2": 1.0, "kids3": 0.6}
+    one = recommend(WORLD, history, collab, NOW, Params(count=6, weights=weights)).picks
+    other = recommend(WORLD, history, collab, NOW, Params(count=6, weights=tenth)).picks
+    assert any(p.components["negative"] > 0 for p in one)
+    assert [(p.show, p.score) for p in one] == [(p.show, p.score) for p in other]
+
+
 def test_cold_start_is_popular_then_rated_and_marked():
     result = recommend(WORLD, [], {}, NOW, Params(count=3))
     assert result.cold_start

@@ -9,7 +9,7 @@ import numpy as np
 from aperture_assets.logic.evaluation import METHODS, evaluate
 from aperture_assets.logic.recommend import Catalog, History, Params
 from aperture_assets.logic.scoring import SMALL_SERVER_WEIGHTS, WEIGHTS, Watched
-from aperture_assets.logic.tuning import MIN_USERS, NEIGHBOURS, Neighbours, as_of, hold_out, tune
+from aperture_assets.logic.tuning import MIN_USERS, NEIGHBOURS, Neighbours, as_of, better, hold_out, tune
 
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
 
@@ -73,8 +73,20 @@ def test_tuning_finds_the_blend_this_server_rewards():
     assert result.reason == "tuned" and result.users == 20
     assert result.ndcg > result.default_ndcg + 0.05  # content here is noise; leaning on co-watching pays
     chosen = result.params.weights
-    assert chosen.collaborative / chosen.content > WEIGHTS.collaborative / WEIGHTS.content
+    assert chosen.content * WEIGHTS.collaborative < chosen.collaborative * WEIGHTS.content
     assert any(t["ndcg"] == round(result.ndcg, 4) for t in result.tried)
+    co_watching_alone = next(t["ndcg"] for t in result.tried if t["setting"][:4] == [0.0, 1.0, 0.0, 0.0])
+    assert round(result.ndcg, 4) >= co_watching_alone  # the presets put EASE alone within reach
+
+
+def test_a_change_must_beat_the_best_by_more_than_noise():
+    best = np.zeros(40)
+    lucky = best.copy()
+    lucky[0] = 1.0  # one more hit among 40 users: a mean gain of 0.025, but within noise
+    assert not better(lucky, best)
+    steady = best + 0.02  # a small gain on every user
+    assert better(steady, best)
+    assert not better(best + 0.001, best)  # below MARGIN however steady
 
 
 def test_evaluation_reports_every_method_with_tuning_on_the_training_part_only():

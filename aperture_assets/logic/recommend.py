@@ -307,7 +307,8 @@ def retaste(scored: Scored, catalog: Catalog, history: Sequence[History], now: d
 
 
 def contributions(scored: Scored, weights: Weights) -> dict[str, np.ndarray]:
-    """Each component's share of the score (the score is their sum minus "negative"); cold start: 0.6 popularity
+    """Each component's share of the score (the score is their sum minus "negative"), the weights scaled to sum
+    to 1 so the pull of disliked and dropped shows weighs the same under any blend; cold start: 0.6 popularity
     + 0.4 rating."""
     c = scored.components
     if scored.cold_start:
@@ -315,9 +316,10 @@ def contributions(scored: Scored, weights: Weights) -> dict[str, np.ndarray]:
     w_content, w_collab = weights.content, weights.collaborative
     if not np.any(c["collaborative"]):  # no signal: its weight goes to content
         w_content, w_collab = w_content + w_collab, 0.0
-    return {"content": w_content * c["content"], "collaborative": w_collab * c["collaborative"],
-            "popularity": weights.popularity * c["popularity"], "rating": weights.rating * c["rating"],
-            "negative": c["negative"]}
+    total = max(w_content + w_collab + weights.popularity + weights.rating, 1e-9)
+    return {"content": w_content / total * c["content"], "collaborative": w_collab / total * c["collaborative"],
+            "popularity": weights.popularity / total * c["popularity"],
+            "rating": weights.rating / total * c["rating"], "negative": c["negative"]}
 
 
 def rank(scored: Scored, params: Params) -> tuple[list[int], np.ndarray, np.ndarray]:

@@ -41,9 +41,11 @@ class Weights:
                 "rating": self.rating}
 
 
-# Defaults when the server's own history is too thin to tune on. With a handful of users the collaborative
-# signal is a few co-watches, so a small server leans on content and popularity instead.
-WEIGHTS = Weights(content=0.55, collaborative=0.30, popularity=0.10, rating=0.05)
+# Defaults when the server's own history is too thin to tune on, and where tuning starts. Co-watching leads:
+# on four synthetic libraries of 46 users this blend scored nDCG@12 0.189 against EASE alone 0.179 and the
+# former content-led 0.55/0.30/0.10/0.05 0.170 (hiding each user's latest show). With a handful of users the
+# collaborative signal is a few co-watches, so a small server leans on content and popularity instead.
+WEIGHTS = Weights(content=0.25, collaborative=0.65, popularity=0.07, rating=0.03)
 SMALL_SERVER_WEIGHTS = Weights(content=0.60, collaborative=0.10, popularity=0.25, rating=0.05)
 SMALL_SERVER_USERS = 5
 
