@@ -13,8 +13,14 @@
 3. --scale: 500 users over 20,000 series from the same generator, embedded by the fake OpenAI server
    (hashed words, 384 dimensions; untimed): the time for every user's picks in one run, tuning included
    (target < 60 s).
+4. --seeds N (default 1: the library of generator seed 0 alone): one library holds ~46 hidden shows and 7-17
+   hits per method, so one seed's ratios are noisy. With N > 1, parts 1 and 2's quality figures are repeated
+   on the libraries of seeds 1..N-1 (the timings stay on seed 0), then printed pooled: per method the nDCG@12
+   over every seed's evaluated users together and each seed's own, and each target ratio pooled with a 90%
+   percentile bootstrap interval over the evaluated users (1,000 resamples of the pooled users with
+   replacement, a fixed RNG seed; for the best baseline, the best is picked again in each resample).
 
-Run: .venv/bin/python bench/bench_recommendations.py [--users 50] [--scale] [--scale-only]
+Run: .venv/bin/python bench/bench_recommendations.py [--users 50] [--seeds 1] [--scale] [--scale-only]
 """
 
 import argparse
@@ -33,13 +39,18 @@ from aperture_assets.defs.embeddings.assets import series_embeddings
 from aperture_assets.defs.recommendations.assets import load_world, series_recommendations
 from aperture_assets.defs.recommendations.quality import recommendation_quality
 from aperture_assets.defs.watch_history.assets import series_watch_history
-from aperture_assets.logic.evaluation import LABELS, METHODS, METRICS, evaluate
+from aperture_assets.logic.evaluation import LABELS, METHODS, METRICS, bootstrap_ratio, evaluate_users
 from aperture_assets.logic.recommend import REMOVAL_RULES
 from aperture_resources.ai import AIProviderResource
 from aperture_resources.media_server import SERVERS
+from aperture_resources.recommendation_store import disliked_shows
 
 K = 12
 BASELINES = ("ease", "item_knn", "popular", "content_only")
+RESAMPLES, BOOTSTRAP_SEED = 1000, 16
+PARTS = {"large": "large library", "random": "random 3-user servers", "households": "3-user households"}
+
+UserScores = dict[str, dict[str, float]]  # one evaluated user: method -> metric -> value
 
 
 @contextmanager
@@ -90,11 +101,14 @@ def print_report(report: dict) -> None:
         print(f"  {LABELS[method]:>28}: hit-rate {m['hit_rate']:.3f}  recall {m['recall']:.3f}  nDCG {m['ndcg']:.3f}")
 
 
-def large_library(users: int) -> None:
-    with synthetic_bench(users=users, latency_ms=0) as bench:
+def large_library(users: int, seed: int = 0, timed: bool = True) -> tuple[dict[str, list[UserScores]], frozenset]:
+    """Parts 1 and 2 on the library of generator `seed` (the timing only if `timed`); every evaluated user's
+    scores per part, and the library's shows."""
+    with synthetic_bench(users=users, latency_ms=0, seed=seed) as bench:
         ai = AIProviderResource()
         set_up(bench, ai)
-        time_recommendations(bench, ai, 5.0)
+        if timed:
+            time_recommendations(bench, ai, 5.0)
         with peak_memory("quality"):
             seconds, q = bench.run([recommendation_quality], ai=ai)
         report = {m: {name: q[f"{m}_{name}"] for name in METRICS} for m in METHODS}
@@ -106,15 +120,23 @@ def large_library(users: int) -> None:
               f"x{report['aperture']['ndcg'] / report[best]['ndcg']:.2f} (target x1.3)")
         for baseline in ("aperture_default", *BASELINES):
             print(f"    vs {LABELS[baseline]}: nDCG x{q[f'ndcg_ratio_vs_{baseline}']}")
-        small_servers(bench, ai.model_key(), users)
+        with bench.database.connect() as conn:
+            catalog, histories = load_world(conn, ai.model_key())
+            disliked = disliked_shows(conn)
+        # the asset's evaluation again, per user (for pooling across seeds); it must agree with the asset's means
+        large, _ = evaluate_users(catalog, histories, datetime.now(UTC), K, disliked)
+        scores = list(large.values())
+        for method in METHODS:
+            if abs(mean(scores, method) - q[f"{method}_ndcg"]) > 6e-5:
+                print(f"  note: per-user {method} nDCG {mean(scores, method):.4f} differs from the asset's "
+                      f"{q[f'{method}_ndcg']}")
+        return {"large": scores, **small_servers(bench, catalog, histories, users)}, frozenset(catalog.shows)
 
 
-def small_servers(bench, model: str, synthetic_users: int) -> None:
+def small_servers(bench, catalog, histories: dict, synthetic_users: int) -> dict[str, list[UserScores]]:
     """Evaluate 3-user servers cut from the library two ways: random triples (users sorted by their hashed
     ids) and households (three users of one of the generator's taste groups, which it assigns by user number
-    modulo its group count), each server evaluated on its own."""
-    with bench.database.connect() as conn:
-        catalog, histories = load_world(conn, model)
+    modulo its group count), each server evaluated on its own. Every evaluated user's scores per way."""
     with SERVERS[bench.server.mode](url=bench.server.url, api_key=API_KEY).client() as client:
         names = {str(u["Id"]): u["Name"] for u in client.users()}
     users = sorted(u for u, h in histories.items() if any(x.watched.episodes_watched for x in h))
@@ -124,31 +146,70 @@ def small_servers(bench, model: str, synthetic_users: int) -> None:
         by_group.setdefault((int(names[u].removeprefix("user")) - 1) % groups, []).append(u)
     households = [g[i:i + 3] for g in by_group.values() for i in range(0, len(g) - 2, 3)]
     randoms = [users[i:i + 3] for i in range(0, len(users) - 2, 3)]
-    for label, servers in (("random 3-user servers", randoms), ("3-user households", households)):
-        pooled, evaluated, reasons = pooled_report(catalog, histories, servers)
-        print(f"{label}: {len(servers)} servers, {evaluated} users evaluated (settings: {', '.join(reasons)}):")
+    scores = {}
+    for part, servers in (("random", randoms), ("households", households)):
+        pooled, users_scores, reasons = pooled_report(catalog, histories, servers)
+        print(f"{PARTS[part]}: {len(servers)} servers, {len(users_scores)} users evaluated "
+              f"(settings: {', '.join(reasons)}):")
         print_report(pooled)
         popular, content = pooled["popular"]["ndcg"], pooled["content_only"]["ndcg"]
         print(f"  aperture nDCG@{K} / most popular: x{pooled['aperture']['ndcg'] / max(popular, 1e-9):.2f} "
               f"(target x1.5); / content-only x{pooled['aperture']['ndcg'] / max(content, 1e-9):.2f}")
+        scores[part] = users_scores
+    return scores
 
 
-def pooled_report(catalog, histories: dict, servers: list[list[str]]) -> tuple[dict, int, set[str]]:
-    """Every server evaluated on its own (its popularity, collaborative model and tuning), users pooled."""
+def pooled_report(catalog, histories: dict, servers: list[list[str]]) -> tuple[dict, list[UserScores], set[str]]:
+    """Every server evaluated on its own (its popularity, collaborative model and tuning), users pooled: the
+    mean of each metric over every server's evaluated users, their scores, and the settings' reasons."""
     now = datetime.now(UTC)
-    totals = {m: dict.fromkeys(METRICS, 0.0) for m in METHODS}
-    evaluated, reasons = 0, set()
+    scores: list[UserScores] = []
+    reasons = set()
     for server_users in servers:
         server = {u: histories[u] for u in server_users}
         view = replace(catalog)
         view.count_watchers(server)
-        report, n, tuning = evaluate(view, server, now, K)
+        per_user, tuning = evaluate_users(view, server, now, K)
         reasons.add(tuning.reason.split(":")[0])
-        for m in METHODS:
-            for name in METRICS:
-                totals[m][name] += report[m][name] * n
-        evaluated += n
-    return {m: {name: v / max(evaluated, 1) for name, v in t.items()} for m, t in totals.items()}, evaluated, reasons
+        scores.extend(per_user.values())
+    return {m: {name: mean(scores, m, name) for name in METRICS} for m in METHODS}, scores, reasons
+
+
+def mean(scores: list[UserScores], method: str, metric: str = "ndcg") -> float:
+    return sum(s[method][metric] for s in scores) / max(len(scores), 1)
+
+
+def column(scores: list[UserScores], method: str) -> list[float]:
+    return [s[method]["ndcg"] for s in scores]
+
+
+def noise_report(by_seed: list[dict[str, list[UserScores]]]) -> None:
+    """Each part's nDCG@K pooled over the seeds' users and per seed, and its target ratio with a bootstrap
+    interval over the pooled users."""
+    seeds = len(by_seed)
+    print(f"\npooled over generator seeds 0-{seeds - 1} (nDCG@{K}; users of every seed together; 90% intervals: "
+          f"percentile bootstrap over the evaluated users, {RESAMPLES} resamples, RNG seed {BOOTSTRAP_SEED}):")
+    for part, label in PARTS.items():
+        per_seed = [scores[part] for scores in by_seed]
+        pooled = [s for scores in per_seed for s in scores]
+        print(f"{label}: {len(pooled)} users evaluated ({' + '.join(str(len(s)) for s in per_seed)}); "
+              f"nDCG pooled | per seed 0..{seeds - 1}:")
+        for method in METHODS:
+            print(f"  {LABELS[method]:>28}: {mean(pooled, method):.3f} | "
+                  + " ".join(f"{mean(scores, method):.3f}" for scores in per_seed))
+        if part == "large":
+            ratio = bootstrap_ratio(column(pooled, "aperture"), [column(pooled, b) for b in BASELINES],
+                                    RESAMPLES, BOOTSTRAP_SEED)
+            best = max(BASELINES, key=lambda b: mean(pooled, b))
+            per = [mean(s, "aperture") / max(max(mean(s, b) for b in BASELINES), 1e-9) for s in per_seed]
+            what, target = f"tuned aperture / best baseline (pooled: {LABELS[best]})", 1.3
+        else:
+            ratio = bootstrap_ratio(column(pooled, "aperture"), column(pooled, "popular"), RESAMPLES,
+                                    BOOTSTRAP_SEED)
+            per = [mean(s, "aperture") / max(mean(s, "popular"), 1e-9) for s in per_seed]
+            what, target = "aperture / most popular", 1.5
+        print(f"  {what}: x{ratio[0]:.2f}, 90% interval x{ratio[1]:.2f}-x{ratio[2]:.2f} (target x{target:g}); "
+              f"per seed " + " ".join(f"x{r:.2f}" for r in per))
 
 
 def scale() -> None:
@@ -165,9 +226,24 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--scale", action="store_true", help="also 500 users over 20,000 series")
     parser.add_argument("--scale-only", action="store_true")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="quality on the libraries of generator seeds 0..N-1, pooled with intervals")
     args = parser.parse_args()
+    if args.seeds < 1:
+        parser.error("--seeds must be at least 1")
     if not args.scale_only:
-        large_library(args.users)
+        by_seed, libraries = [], []
+        for seed in range(args.seeds):
+            if args.seeds > 1:
+                print(f"\n== generator seed {seed}{'' if seed else ' (timings too)'} ==")
+            scores, shows = large_library(args.users, seed, timed=seed == 0)
+            if shows in libraries:
+                raise RuntimeError(f"seed {seed} served the same library as an earlier seed: the seed did not reach "
+                                   "the sample server")
+            by_seed.append(scores)
+            libraries.append(shows)
+        if args.seeds > 1:
+            noise_report(by_seed)
     if args.scale or args.scale_only:
         scale()
 

@@ -28,17 +28,25 @@ from aperture_resources.pipeline_config import PipelineConfig
 API_KEY = "bench"
 
 
-class ServerProcess:
-    """The sample server in its own process, as a real media server would be."""
+# The sample server's command line takes no generator seed: for a seed other than 0 (the generator's default),
+# run its main with the seed bound to the generator it calls.
+SEEDED_SERVER = ("import functools, sys; from aperture_dev.sample_server import __main__ as cli, synthetic; "
+                 "synthetic.generate = functools.partial(synthetic.generate, seed=int(sys.argv.pop(1))); cli.main()")
 
-    def __init__(self, series: int, episodes: int, users: int, latency_ms: float, mode: str = "jellyfin") -> None:
+
+class ServerProcess:
+    """The sample server in its own process, as a real media server would be; `seed`: the synthetic generator's."""
+
+    def __init__(self, series: int, episodes: int, users: int, latency_ms: float, mode: str = "jellyfin",
+                 seed: int = 0) -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         self.mode = mode
+        program = ["-m", "aperture_dev.sample_server"] if seed == 0 else ["-c", SEEDED_SERVER, str(seed)]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "aperture_dev.sample_server", "--mode", mode, "--port", str(port),
+            [sys.executable, *program, "--mode", mode, "--port", str(port),
              "--api-key", API_KEY, "--latency-ms", str(latency_ms), "--synthetic", f"{series},{episodes},{users}"],
             stdout=subprocess.PIPE, text=True)
         if "server at" not in (self.process.stdout.readline() if self.process.stdout else ""):
@@ -83,8 +91,8 @@ class Bench:
 
 @contextmanager
 def synthetic_bench(series: int = 2000, episodes: int = 100_000, users: int = 50,
-                    latency_ms: float = 20, mode: str = "jellyfin") -> Iterator[Bench]:
-    server = ServerProcess(series, episodes, users, latency_ms, mode)
+                    latency_ms: float = 20, mode: str = "jellyfin", seed: int = 0) -> Iterator[Bench]:
+    server = ServerProcess(series, episodes, users, latency_ms, mode, seed)
     root = Path(tempfile.mkdtemp(prefix="aperture-bench-", dir="/tmp"))
     try:
         url = db.start_embedded(root, stop_on_exit=True)

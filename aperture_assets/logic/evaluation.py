@@ -71,6 +71,21 @@ def picks(catalog: Catalog, scored: Scored, params: Params) -> list[str]:
 def evaluate(catalog: Catalog, histories: Mapping[str, Sequence[History]], now: datetime, k: int,
              disliked: Mapping[str, frozenset[str]] | None = None) -> tuple[dict[str, dict[str, float]], int, Tuning]:
     """(mean hit-rate, recall and nDCG at k per method, users evaluated, the tuning of the aperture method)."""
+    per_user, tuning = evaluate_users(catalog, histories, now, k, disliked)
+    totals = {m: dict.fromkeys(METRICS, 0.0) for m in METHODS}
+    for scores in per_user.values():
+        for method, metrics in scores.items():
+            for name, v in metrics.items():
+                totals[method][name] += v
+    n = len(per_user)
+    return {m: {name: v / n if n else 0.0 for name, v in t.items()} for m, t in totals.items()}, n, tuning
+
+
+def evaluate_users(catalog: Catalog, histories: Mapping[str, Sequence[History]], now: datetime, k: int,
+                   disliked: Mapping[str, frozenset[str]] | None = None
+                   ) -> tuple[dict[str, dict[str, dict[str, float]]], Tuning]:
+    """What `evaluate` averages: for each evaluated user (in sorted order), hit-rate, recall and nDCG at k per
+    method; and the tuning of the aperture method. For measuring the noise of the means across users."""
     disliked = disliked or {}
     params = Params(count=k)
     train, hidden = hold_out(as_of(histories, now), 1, MIN_SHOWS)
@@ -81,7 +96,7 @@ def evaluate(catalog: Catalog, histories: Mapping[str, Sequence[History]], now: 
     default = default_params(params, sum(1 for t in tastes_of(train, now, params, disliked).values() if t))
     tastes = tastes_of(train, now, params, disliked)  # the matrix is binary: one model serves any half-life
     models = {"ease": ease(tastes), "item_knn": item_knn(tastes)}
-    totals = {m: dict.fromkeys(METRICS, 0.0) for m in METHODS}
+    per_user: dict[str, dict[str, dict[str, float]]] = {}
     neighbours.prepare(view.index[s] for u in hidden for s in tastes[u] if s in view.index)
     columns = {name: signal_columns(view, model.item_index) for name, model in models.items()}
     for user in sorted(hidden):
@@ -97,8 +112,29 @@ def evaluate(catalog: Catalog, histories: Mapping[str, Sequence[History]], now: 
             "ease": collaborative_baseline(view, rest, signal, k, columns["ease"]),
             "item_knn": collaborative_baseline(view, rest, models["item_knn"].signal(user), k, columns["item_knn"]),
         }
-        for method, shows in ranked.items():
-            for name, v in ranking_metrics(shows, hidden[user], k).items():
-                totals[method][name] += v
-    n = len(hidden)
-    return {m: {name: v / n if n else 0.0 for name, v in t.items()} for m, t in totals.items()}, n, tuning
+        per_user[user] = {method: ranking_metrics(shows, hidden[user], k) for method, shows in ranked.items()}
+    return per_user, tuning
+
+
+def bootstrap_ratio(numerator: Sequence[float] | np.ndarray, denominators: Sequence[float] | np.ndarray,
+                    resamples: int = 1000, seed: int = 0, level: float = 0.9) -> tuple[float, float, float]:
+    """(ratio, low, high): the mean of `numerator` over the highest mean among `denominators` (one row per
+    baseline, or a single row), each a per-user score over the same users in the same order, and a percentile
+    bootstrap interval at `level`: resample the users with replacement (the same users for the numerator and
+    every denominator), pick the highest baseline anew in each resample, and take the quantiles of the
+    resampled ratios. A baseline mean of 0 gives an infinite ratio. Deterministic for a `seed`."""
+    num = np.asarray(numerator, dtype=float)
+    den = np.atleast_2d(np.asarray(denominators, dtype=float))
+    if num.ndim != 1 or den.ndim != 2 or den.shape[1] != len(num) or not len(num):
+        raise ValueError("numerator and each denominator need one score per user, the same users, at least one")
+
+    def ratios(num_means: np.ndarray, den_means: np.ndarray) -> np.ndarray:
+        best = den_means.max(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(best > 0, num_means / np.where(best > 0, best, 1.0), np.inf)
+
+    point = float(ratios(np.array([num.mean()]), den.mean(axis=1)[:, None])[0])
+    drawn = np.random.default_rng(seed).integers(0, len(num), size=(resamples, len(num)))
+    resampled = ratios(num[drawn].mean(axis=1), den[:, drawn].mean(axis=2))
+    low, high = np.quantile(resampled, [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf")
+    return point, float(low), float(high)
