@@ -254,3 +254,32 @@ def started_among(conn: psycopg.Connection, user_id: str, series_ids: Sequence[s
             """,
             (user_id, list(series_ids)),
         ).fetchall()
+
+
+def inputs_version(conn: psycopg.Connection, model: str) -> str:
+    """Fingerprints of what picks depend on in the database besides the catalog (watch_store.catalog_version):
+    the embeddings of `model`, the users, their histories and their own rules. A history is its last read's
+    digest (equal reads write equal rows under one catalog), or the time of its last write where the sync kept no
+    digest. Counts ride along with the newest timestamps, so a removal changes them too."""
+    return conn.execute(
+        """
+        SELECT concat_ws('/',
+            (SELECT concat_ws(',', count(*), max(updated_at)) FROM series_embeddings WHERE model = %s),
+            (SELECT concat_ws(',', count(*), max(updated_at), count(removed_at)) FROM media_users),
+            (SELECT md5(coalesce(string_agg(concat_ws(';', user_id, coalesce(read_digest, synced_at::text)),
+                                            '|' ORDER BY user_id), '')) FROM user_watch_sync),
+            (SELECT md5(coalesce(string_agg(concat_ws(';', user_id, exclude_genres, include_genres, exclude_tags),
+                                            '|' ORDER BY user_id), '')) FROM user_preferences))
+        """, (model,)).fetchone()[0]
+
+
+def standing_users(conn: psycopg.Connection, user_ids: Sequence[str], inputs: str, since: datetime) -> set[str]:
+    """Those of `user_ids` whose latest run was made from `inputs` (its parameters' "inputs") at or after `since`."""
+    with conn.cursor(row_factory=scalar_row) as cur:
+        return set(cur.execute(
+            """
+            SELECT user_id FROM (
+                SELECT DISTINCT ON (user_id) user_id, parameters->>'inputs' AS inputs, created_at
+                FROM recommendation_runs WHERE user_id = ANY(%s) ORDER BY user_id, created_at DESC, id DESC) latest
+            WHERE inputs = %s AND created_at >= %s
+            """, (list(user_ids), inputs, since)).fetchall())

@@ -87,3 +87,16 @@ def new_picks(conn: psycopg.Connection) -> dict[str, int | None]:
         WHERE latest.n = 1
         """).fetchall()
     return dict(rows)
+
+
+def latest_picks_of(conn: psycopg.Connection, user_ids: list[str]) -> dict[str, list[FullPick]]:
+    """`latest_picks` for several users at once (users without picks are left out)."""
+    picks: dict[str, list[FullPick]] = {}
+    for user_id, *row in conn.execute(
+            "SELECT r.user_id, r.rank, r.series_id, s.name, s.year, r.score, r.components, r.evidence, r.explanation, "
+            "r.created_at, r.cold_start, runs.parameters "
+            "FROM latest_recommendations r JOIN series s ON s.id = r.series_id "
+            "JOIN recommendation_runs runs ON runs.id = r.run_id WHERE r.user_id = ANY(%s) ORDER BY r.user_id, r.rank",
+            (user_ids,)):
+        picks.setdefault(user_id, []).append(FullPick(*row))
+    return picks

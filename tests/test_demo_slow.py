@@ -45,6 +45,9 @@ def test_the_demo_runs_twice_on_one_data_dir_and_its_picks_can_be_looked_up_slow
         assert "| sync_series_libraries | ok |" in second.stdout
         assert ": started" not in second.stdout and not DAGSTER_EVENT.search(second.stdout + second.stderr)
         assert "| sync_series | ok |" in second.stdout and "| 0 rows |" in second.stdout  # nothing changed
+        assert re.search(r"^\| generate_series_recommendations \| ok \| [\d.]+ \| 0 users \|", second.stdout,
+                         re.MULTILINE), second.stdout  # so every user's picks stand, none new
+        assert "| 0 |" in next(line for line in second.stdout.splitlines() if line.startswith("| alice |"))
 
         verbose = aperture(env, tmp_path, "demo", "-v", "--select", "sync_series")
         assert verbose.returncode == 0 and " - dagster - DEBUG - " in verbose.stdout + verbose.stderr

@@ -12,7 +12,7 @@ from dagster import instance_for_test, materialize
 
 from aperture_assets.defs.catalog.assets import series_catalog
 from aperture_assets.defs.embeddings.assets import series_embeddings
-from aperture_assets.defs.recommendations.assets import series_recommendations
+from aperture_assets.defs.recommendations.assets import RECOMPUTE_AFTER, series_recommendations
 from aperture_assets.defs.recommendations.checks import recommendations_exclude_started
 from aperture_assets.defs.recommendations.quality import recommendation_quality
 from aperture_assets.defs.watch_history.assets import series_watch_history
@@ -20,6 +20,7 @@ from aperture_assets.wiring.dagster_internals import partition_range_tags
 from aperture_assets.wiring.partitions import users_partitions
 from aperture_resources.ai import AIProviderResource
 from aperture_resources.pipeline_config import PipelineConfig
+from aperture_resources.preference_store import UserPreferences, save_preferences
 from tests.conftest import media_resource
 
 STARTED = {"alice": {"Breaking Bad", "The Wire", "Ozark", "The Sopranos", "Narcos", "Planet Earth", "Blue Planet II"},
@@ -47,10 +48,12 @@ def world(module_database, sample_data):
     server.stop()
 
 
-def recommend_all(world, **resource_overrides):
+def recommend_all(world, recompute: bool = True, **resource_overrides):
+    """Every user's picks; fresh ones unless `recompute` is False (then picks made from the same inputs stand)."""
     resources = {**world.resources, **resource_overrides}
     return materialize([series_recommendations, recommendations_exclude_started], resources=resources,
-                       instance=world.instance, tags=range_tags(world.keys))
+                       instance=world.instance, tags=range_tags(world.keys),
+                       run_config={"ops": {"series_recommendations": {"config": {"recompute": recompute}}}})
 
 
 def latest(world, name: str) -> list[tuple]:
@@ -175,3 +178,47 @@ def test_quality_beats_both_baselines_on_the_sample_data(world):
     best = max(("aperture", "aperture_default", "popular", "content_only", "ease", "item_knn"),
                key=lambda method: m[f"{method}_ndcg"])
     assert abs(float(longest.split()[-1]) - m[f"{best}_ndcg"]) < 1e-3  # the longest bar is the best method
+
+
+def test_picks_made_from_the_same_inputs_stand_and_any_change_makes_fresh_ones(world):
+    """A run after which nothing changed rewrites nothing (the libraries downstream see the same lists); a changed
+    input, a changed policy or picks older than RECOMPUTE_AFTER make fresh ones."""
+
+    def runs() -> dict[str, int]:
+        with world.database.connect() as conn:
+            return dict(conn.execute("SELECT user_id, max(id) FROM recommendation_runs GROUP BY user_id").fetchall())
+
+    assert recommend_all(world).success
+    before, alice = runs(), world.ids["alice"]
+    result = recommend_all(world, recompute=False)
+    assert runs() == before  # no user's picks were made again
+    totals = result.asset_materializations_for_node("series_recommendations")[-1].metadata
+    assert totals["run_users_unchanged"].value == len(world.keys) and totals["run_picks"].value == 0
+    shown = {e.partition: e.materialization.metadata for e in result.get_asset_materialization_events()}[alice]
+    assert "unchanged_since" in shown and shown["picks"].value == len(latest(world, "alice")) > 0
+    assert [k for k in shown if k.startswith("pick ")] == [f"pick {i:02d}" for i in range(1, shown["picks"].value + 1)]
+
+    with world.database.connect() as conn:  # an admin's rule for one user: everyone's inputs changed
+        save_preferences(conn, UserPreferences(alice, exclude_genres=["Comedy"]))
+    assert recommend_all(world, recompute=False).success
+    fresh = runs()
+    assert all(fresh[u] > before[u] for u in before)
+    assert all("Comedy" not in (genres or []) for _, _, _, genres, *_ in latest(world, "alice"))
+
+    policy = world.server.state.users[alice].policy  # what a user may open is an input too
+    policy["BlockedTags"] = [*policy.get("BlockedTags", []), "no-such-tag"]
+    try:
+        assert recommend_all(world, recompute=False).success
+        assert runs()[alice] > fresh[alice]
+    finally:
+        policy["BlockedTags"].remove("no-such-tag")
+        with world.database.connect() as conn:
+            conn.execute("DELETE FROM user_preferences WHERE user_id = %s", (alice,))
+    assert recommend_all(world).success
+
+    latest_runs = runs()
+    with world.database.connect() as conn:  # picks as old as RECOMPUTE_AFTER are made again: the clock moves scores
+        conn.execute("UPDATE recommendation_runs SET created_at = created_at - %s WHERE id = ANY(%s)",
+                     (RECOMPUTE_AFTER, list(latest_runs.values())))
+    assert recommend_all(world, recompute=False).success
+    assert all(runs()[u] > latest_runs[u] for u in latest_runs)

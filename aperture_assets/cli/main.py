@@ -15,6 +15,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from contextlib import suppress
+from datetime import UTC, datetime
 from pathlib import Path
 
 from aperture_assets.cli.environment import open_instance, prepare_environment, recover
@@ -32,22 +33,23 @@ def run_pipeline(selected: Sequence[str] | None = None, verbosity: int = 0) -> i
     from aperture_assets.wiring.stage import pool_storage_connections
 
     out = StageConsole(verbosity, sys.stdout.isatty())
+    started = datetime.now(UTC)
     level = "DEBUG" if verbosity >= VERBOSE else "CRITICAL" if verbosity <= QUIET else "WARNING"
     with open_instance() as instance, progress.watching(out):
         recover(instance)
         pool_storage_connections(instance)
         results = stop_on_signals(lambda: run_stages(defs(), instance, selected, echo=out.say, log_level=level),
                                   instance)
-    print("\n".join(summary_lines(results, out.metadata)))
+    print("\n".join(summary_lines(results, out.metadata, started)))
     failed = [r for r in results if not r.success]
     if failed:
         print(f"aperture: stage {failed[0].name} failed: {redact(failed[0].error or '')}", file=sys.stderr)
     return 1 if failed else 0
 
 
-def summary_lines(results, metadata: dict) -> list[str]:
+def summary_lines(results, metadata: dict, started: datetime) -> list[str]:
     """Per stage: result, time, what changed and what did not; then per enabled user: picks, how many are new
-    since their previous run, the top three and their library's folder."""
+    since their previous run (none if this run kept them), the top three and their library's folder."""
     from aperture_assets.cli.output import changes
     from aperture_assets.cli.run import STAGE_ASSET
     from aperture_resources.catalog_store import catalog_totals
@@ -57,7 +59,8 @@ def summary_lines(results, metadata: dict) -> list[str]:
     with DatabaseResource(url=os.environ["APERTURE_DATABASE_URL"]).connect() as conn:
         totals = catalog_totals(conn)
         users = [u for u in user_states(conn) if not (u.disabled or u.removed)]
-        fresh = new_picks(conn)
+        kept = {u.id for u in users if u.picks_at is not None and u.picks_at < started}  # not made by this run
+        fresh = {user_id: 0 if user_id in kept else n for user_id, n in new_picks(conn).items()}
     lines = ["", "| Stage | Result | Seconds | Changed | Unchanged | Dagster run |", "|---|---|---|---|---|---|"]
     for r in results:
         asset = STAGE_ASSET[r.name]

@@ -1,6 +1,9 @@
 """`series_recommendations[user]`: each user's ranked picks, one partition per user.
 
-The taste profile is rebuilt from episode history on every run (never cached). Each run first tunes the blend
+The taste profile is rebuilt from episode history on every run that computes picks. A user whose latest picks
+were made less than RECOMPUTE_AFTER ago from the same inputs (`inputs_digest`: code, settings, catalog,
+embeddings, every history, rules and access) keeps them: a run after which nothing changed is nearly free, and
+the weekly run always computes afresh. Each run that computes first tunes the blend
 on this server's own history (`tuning`), then computes the collaborative model (EASE) once for everyone.
 Candidates come from the nearest neighbours of the user's watched shows, the user's best collaborative
 scores and the server's most popular shows; `recommend` ranks them. Neighbours are searched exactly in the
@@ -16,19 +19,24 @@ counts the candidates each rule removed.
 """
 
 
+import hashlib
+import json
 import time
 from collections import defaultdict
-from dataclasses import replace
-from datetime import UTC, datetime
+from dataclasses import fields, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from dagster import (
     AssetExecutionContext,
     BackfillPolicy,
+    Config,
     MaterializeResult,
     MetadataValue,
     asset,
 )
 
+from aperture_assets import logic
 from aperture_assets.logic.collaborative import UserSignal, ease
 from aperture_assets.logic.explanations import explain, taste_evidence, template
 from aperture_assets.logic.recommend import (
@@ -46,7 +54,6 @@ from aperture_assets.logic.rules import access_verdicts, user_rules
 from aperture_assets.logic.scoring import Watched
 from aperture_assets.logic.tuning import (
     Neighbours,
-    Tuning,
     started,
     tastes_of,
     tune,
@@ -65,15 +72,25 @@ from aperture_resources.preference_store import effective_exclusions, load_prefe
 from aperture_resources.recommendation_store import (
     count_without_vector,
     disliked_shows,
+    inputs_version,
     prune_runs,
     save_run,
     show_copies,
     shows,
+    standing_users,
     user_histories,
 )
+from aperture_resources.report_store import FullPick, latest_picks_of
+from aperture_resources.watch_store import catalog_version
 
 KEEP_RUNS = 5
 BATCH = 100  # users whose neighbour searches are made together
+# Picks made from the same inputs stand for this long; after it they are made again, as the clock moves recency
+# and "dropped". Under a day, so a daily or weekly schedule always makes fresh picks.
+RECOMPUTE_AFTER = timedelta(hours=20)
+# The ranking code itself is an input: picks made by other code do not stand.
+LOGIC_VERSION = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(Path(logic.__file__).parent.glob("*.py"))
+                                        )).hexdigest()
 
 
 def load_world(conn, model: str) -> tuple[Catalog, dict[str, list[History]]]:
@@ -143,6 +160,12 @@ def catalog_part(policy: AccessRules, libraries: frozenset[str]) -> AccessRules:
                    excluded_locations=frozenset(e for e in policy.excluded_locations if e[0] in libraries))
 
 
+class RecommendationsConfig(Config):
+    """Run options of `series_recommendations`."""
+
+    recompute: bool = False  # fresh picks for every user of the run, even where nothing they are made from changed
+
+
 @asset(
     automation_condition=NEW_USER,
     pool="ai_provider",
@@ -156,8 +179,8 @@ def catalog_part(policy: AccessRules, libraries: frozenset[str]) -> AccessRules:
 )
 @stage_body
 def series_recommendations(
-    context: AssetExecutionContext, ai: AIProviderResource, database: DatabaseResource, pipeline: PipelineConfig,
-    media_server: MediaServerResource,
+    context: AssetExecutionContext, config: RecommendationsConfig, ai: AIProviderResource, database: DatabaseResource,
+    pipeline: PipelineConfig, media_server: MediaServerResource,
 ) -> MaterializeResult:
     started = time.perf_counter()
     params = Params(count=pipeline.recommendations_per_user, dropped_max_share=pipeline.dropped_max_share,
@@ -171,10 +194,22 @@ def series_recommendations(
     totals = {"run_users": 0, "run_picks": 0, "run_cold_start_users": 0, "run_template_explanations": 0,
               **{f"run_removed_{rule}": 0 for rule in REMOVAL_RULES}}
     with database.connect() as conn:
+        users = run_users(database, list(context.partition_keys))
+        inputs = inputs_digest(conn, model, params, pipeline, access)
+        standing = {} if config.recompute else \
+            latest_picks_of(conn, sorted(standing_users(conn, users.ids, inputs, now - RECOMPUTE_AFTER)))
+        for user_id, picks in standing.items():  # nothing they were made from changed: they stand
+            context.add_asset_metadata(standing_metadata(picks), partition_key=users.key(user_id))
+        todo = [u for u in users.ids if u not in standing]
+        unchanged = {"run_users_unchanged": len(standing)}
+        if not todo:
+            tuning = next(iter(standing.values()))[0].parameters.get("tuning", {}) if standing else {}
+            return MaterializeResult(metadata={
+                **totals, **unchanged, "model": model, **(tuning_metadata(tuning) if tuning else {}),
+                "run_duration_seconds": round(time.perf_counter() - started, 3)})
         catalog, histories = load_world(conn, model)
         no_vector = count_without_vector(conn, model)
-        users = run_users(database, list(context.partition_keys))
-        everyone = UsersRules(conn, access, catalog, pipeline, users.ids)
+        everyone = UsersRules(conn, access, catalog, pipeline, todo)
         tuning_started = time.perf_counter()
         neighbours = Neighbours(catalog)  # searched once per watched show, shared by the tuning and the picks
         tuning = tune(catalog, histories, now, params, everyone.disliked, neighbours)  # this server's blend, now
@@ -185,9 +220,10 @@ def series_recommendations(
         costs = {"tuning_seconds": round(collab_started - tuning_started, 3),
                  "collaborative_seconds": round(time.perf_counter() - collab_started, 3),
                  "collaborative_matrix": f"{len(collab.users)} users x {len(collab.items)} shows"}
-        for n, user_id in enumerate(users.ids):
+        stored = {**params.as_dict(), "explanations": explanations, "tuning": tuning.as_dict(), "inputs": inputs}
+        for n, user_id in enumerate(todo):
             if n % BATCH == 0:  # one search per anchor not yet seen, for the next BATCH users at once
-                neighbours.prepare(r for u in users.ids[n:n + BATCH] for r in anchors_of(catalog, weights.get(u, {})))
+                neighbours.prepare(r for u in todo[n:n + BATCH] for r in anchors_of(catalog, weights.get(u, {})))
             user_started = time.perf_counter()
             result = recommend_user(catalog, histories, weights, neighbours, collab.signal(user_id), user_id,
                                     params, now, everyone.of(user_id))
@@ -196,12 +232,11 @@ def series_recommendations(
                 ([template(p) for p in result.picks], 0)
             picks = [(p.rank, p.series_id, p.score, p.components, p.evidence, text)
                      for p, text in zip(result.picks, texts, strict=True)]
-            save_run(conn, user_id, model, {**params.as_dict(), "explanations": explanations,
-                                            "tuning": tuning.as_dict()}, result.cold_start, context.run_id, picks)
+            save_run(conn, user_id, model, stored, result.cold_start, context.run_id, picks)
             prune_runs(conn, user_id, KEEP_RUNS)
             conn.commit()  # each user's list lands on its own, whatever happens to the next one
             totals["run_users"] += 1
-            progress.advance("series_recommendations", "users", totals["run_users"], len(users.ids))
+            progress.advance("series_recommendations", "users", totals["run_users"], len(todo))
             totals["run_picks"] += len(picks)
             totals["run_cold_start_users"] += result.cold_start
             totals["run_template_explanations"] += templated
@@ -210,31 +245,50 @@ def series_recommendations(
             context.add_asset_metadata(user_metadata(result, no_vector, time.perf_counter() - user_started),
                                        partition_key=users.key(user_id))
     return MaterializeResult(metadata={
-        **totals, "model": model, "catalog_shows": len(catalog.shows), **tuning_metadata(tuning), **costs,
-        "run_duration_seconds": round(time.perf_counter() - started, 3),
+        **totals, **unchanged, "model": model, "catalog_shows": len(catalog.shows),
+        **tuning_metadata(tuning.as_dict()), **costs, "run_duration_seconds": round(time.perf_counter() - started, 3),
     })
 
 
-def tuning_metadata(tuning: Tuning) -> dict:
-    """The settings this run chose for the server and their validation scores."""
-    summary = tuning.as_dict()
+def inputs_digest(conn, model: str, params: Params, pipeline: PipelineConfig, access: ServerAccess) -> str:
+    """A digest of everything a run's picks are made from besides the clock: the code, the settings, the catalog,
+    embeddings, users, histories and rules in the database, and what each user may open. A user whose latest
+    picks were made from an equal digest keeps them (for RECOMPUTE_AFTER): a run that changes nothing rewrites
+    nothing, and the libraries downstream see the same lists."""
+    version = catalog_version(conn)
+    rules = sorted((user_id, [sorted(v) if isinstance(v, frozenset) else v
+                              for v in (getattr(r, f.name) for f in fields(r))])
+                   for user_id, r in access.rules.items())
+    payload = [LOGIC_VERSION, model, params.as_dict(), pipeline.explanations, sorted(pipeline.excluded_genres()),
+               sorted(pipeline.excluded_tags()), version.version, inputs_version(conn, model), rules,
+               sorted(access.permission_ids.items()), sorted(access.scale.items())]
+    return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()
+
+
+def standing_metadata(picks: list[FullPick]) -> dict:
+    """A user whose picks stand: when they were made, and the picks as `user_metadata` shows them."""
+    shown = [Pick(p.rank, p.series_id, p.series_id, p.name, p.score, p.components, p.evidence) for p in picks]
+    return {
+        "picks": len(picks),
+        "cold_start": picks[0].cold_start,
+        "unchanged_since": picks[0].created_at.isoformat(timespec="seconds"),
+        **picks_metadata(Result(shown, picks[0].cold_start, {})),
+    }
+
+
+def tuning_metadata(summary: dict) -> dict:
+    """The settings the run chose for the server and their validation scores (`Tuning.as_dict`)."""
     chosen = ", ".join(f"{name} {value:g}" for name, value in summary["chosen"].items())
-    return {"tuning": f"{tuning.reason}: {chosen}",
+    return {"tuning": f"{summary['reason']}: {chosen}",
             **{f"tuning_{name}": value for name, value in summary["chosen"].items()},
-            "tuning_validation_users": tuning.users,
+            "tuning_validation_users": summary["validation_users"],
             "tuning_validation_ndcg": summary["validation_ndcg"],
             "tuning_default_ndcg": summary["default_ndcg"],
             "tuning_settings_tried": summary["settings_tried"]}
 
 
 def user_metadata(result: Result, no_vector: int, seconds: float) -> dict:
-    """Counts, then the picks as visible text entries in rank order ("pick 01", ...), then the same as a
-    table."""
-    lines = ["| Rank | Title | Score | Because you watched |", "|---|---|---|---|"]
-    for p in result.picks:
-        because = ", ".join(f"{e['name']} ({e['similarity']:.2f})" for e in taste_evidence(p.evidence)) \
-            or "popular on this server"
-        lines.append(f"| {p.rank} | {_cell(p.name)} | {p.score:.3f} | {_cell(because)} |")
+    """Counts, then the picks (`picks_metadata`)."""
     excluded = {f"excluded_{state}": result.excluded.get(state, 0)
                 for state in ("in_progress", "caught_up", "completed")}
     return {
@@ -244,6 +298,18 @@ def user_metadata(result: Result, no_vector: int, seconds: float) -> dict:
         **{f"removed_{rule}": result.removed.get(rule, 0) for rule in REMOVAL_RULES},
         "excluded_no_vector": no_vector,
         "duration_seconds": round(seconds, 3),
+        **picks_metadata(result),
+    }
+
+
+def picks_metadata(result: Result) -> dict:
+    """The picks as visible text entries in rank order ("pick 01", ...), why the order, then the same as a table."""
+    lines = ["| Rank | Title | Score | Because you watched |", "|---|---|---|---|"]
+    for p in result.picks:
+        because = ", ".join(f"{e['name']} ({e['similarity']:.2f})" for e in taste_evidence(p.evidence)) \
+            or "popular on this server"
+        lines.append(f"| {p.rank} | {_cell(p.name)} | {p.score:.3f} | {_cell(because)} |")
+    return {
         **{f"pick {p.rank:02d}": MetadataValue.text(pick_line(p)) for p in result.picks},
         "order": MetadataValue.text(order_note(result)),
         "ranked": MetadataValue.md("\n".join(lines)),
