@@ -151,6 +151,8 @@ def bench(scale: int, latency_ms: float, local: bool) -> dict:
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"),
            "APERTURE_MEDIA_SERVER_URL": server.url, "APERTURE_MEDIA_SERVER_API_KEY": API_KEY,
            "APERTURE_DATA_DIR": str(data_dir)}
+    if "PYTHONPATH" in os.environ:  # to bench a checkout other than the installed one
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     if not local:
         env |= {"APERTURE_EMBEDDING_PROVIDER": "openai", "OPENAI_BASE_URL": fake.openai_base_url,
                 "OPENAI_API_KEY": "bench-ai"}
