@@ -153,8 +153,8 @@ def small_servers(bench, catalog, histories: dict, synthetic_users: int) -> dict
               f"(settings: {', '.join(reasons)}):")
         print_report(pooled)
         popular, content = pooled["popular"]["ndcg"], pooled["content_only"]["ndcg"]
-        print(f"  aperture nDCG@{K} / most popular: x{pooled['aperture']['ndcg'] / max(popular, 1e-9):.2f} "
-              f"(target x1.5); / content-only x{pooled['aperture']['ndcg'] / max(content, 1e-9):.2f}")
+        print(f"  aperture nDCG@{K} / most popular: {times(pooled['aperture']['ndcg'], popular)} (target x1.5); "
+              f"/ content-only {times(pooled['aperture']['ndcg'], content)}")
         scores[part] = users_scores
     return scores
 
@@ -201,15 +201,20 @@ def noise_report(by_seed: list[dict[str, list[UserScores]]]) -> None:
             ratio = bootstrap_ratio(column(pooled, "aperture"), [column(pooled, b) for b in BASELINES],
                                     RESAMPLES, BOOTSTRAP_SEED)
             best = max(BASELINES, key=lambda b: mean(pooled, b))
-            per = [mean(s, "aperture") / max(max(mean(s, b) for b in BASELINES), 1e-9) for s in per_seed]
+            per = [times(mean(s, "aperture"), max(mean(s, b) for b in BASELINES)) for s in per_seed]
             what, target = f"tuned aperture / best baseline (pooled: {LABELS[best]})", 1.3
         else:
             ratio = bootstrap_ratio(column(pooled, "aperture"), column(pooled, "popular"), RESAMPLES,
                                     BOOTSTRAP_SEED)
-            per = [mean(s, "aperture") / max(mean(s, "popular"), 1e-9) for s in per_seed]
+            per = [times(mean(s, "aperture"), mean(s, "popular")) for s in per_seed]
             what, target = "aperture / most popular", 1.5
         print(f"  {what}: x{ratio[0]:.2f}, 90% interval x{ratio[1]:.2f}-x{ratio[2]:.2f} (target x{target:g}); "
-              f"per seed " + " ".join(f"x{r:.2f}" for r in per))
+              f"per seed " + " ".join(per))
+
+
+def times(value: float, baseline: float) -> str:
+    """"x1.23", or "n/a" against a baseline that scored nothing (no ratio says anything then)."""
+    return f"x{value / baseline:.2f}" if baseline > 0 else "n/a (baseline 0)"
 
 
 def scale() -> None:

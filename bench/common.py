@@ -28,12 +28,6 @@ from aperture_resources.pipeline_config import PipelineConfig
 API_KEY = "bench"
 
 
-# The sample server's command line takes no generator seed: for a seed other than 0 (the generator's default),
-# run its main with the seed bound to the generator it calls.
-SEEDED_SERVER = ("import functools, sys; from aperture_dev.sample_server import __main__ as cli, synthetic; "
-                 "synthetic.generate = functools.partial(synthetic.generate, seed=int(sys.argv.pop(1))); cli.main()")
-
-
 class ServerProcess:
     """The sample server in its own process, as a real media server would be; `seed`: the synthetic generator's."""
 
@@ -44,10 +38,10 @@ class ServerProcess:
             port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         self.mode = mode
-        program = ["-m", "aperture_dev.sample_server"] if seed == 0 else ["-c", SEEDED_SERVER, str(seed)]
         self.process = subprocess.Popen(
-            [sys.executable, *program, "--mode", mode, "--port", str(port),
-             "--api-key", API_KEY, "--latency-ms", str(latency_ms), "--synthetic", f"{series},{episodes},{users}"],
+            [sys.executable, "-m", "aperture_dev.sample_server", "--mode", mode, "--port", str(port),
+             "--api-key", API_KEY, "--latency-ms", str(latency_ms), "--synthetic", f"{series},{episodes},{users}",
+             "--seed", str(seed)],
             stdout=subprocess.PIPE, text=True)
         if "server at" not in (self.process.stdout.readline() if self.process.stdout else ""):
             raise RuntimeError("the sample server did not start")

@@ -29,11 +29,12 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--synthetic", metavar="SERIES,EPISODES,USERS",
                         help="serve a generated library instead of the bundled one, e.g. 2000,100000,50")
+    parser.add_argument("--seed", type=int, default=0, help="the generator's seed, with --synthetic")
     args = parser.parse_args()
     gc.disable()  # building a million objects would trigger many full collections for nothing
     if args.synthetic:
         series, episodes, users = (int(x) for x in args.synthetic.split(","))
-        data = synthetic.generate(n_series=series, n_episodes=episodes, n_users=users)
+        data = synthetic.generate(n_series=series, n_episodes=episodes, n_users=users, seed=args.seed)
     else:
         data = load_sample_library()
     try:
