@@ -145,6 +145,13 @@ def show_copies(conn: psycopg.Connection) -> list[ShowCopy]:
             "FROM series s WHERE s.removed_at IS NULL ORDER BY show, s.id").fetchall()
 
 
+def catalog_libraries(conn: psycopg.Connection) -> list[str]:
+    """The ids of the libraries holding an active catalog series."""
+    with conn.cursor(row_factory=scalar_row) as cur:
+        return cur.execute("SELECT DISTINCT library_id FROM series WHERE removed_at IS NULL AND library_id IS NOT NULL"
+                           " ORDER BY 1").fetchall()
+
+
 def disliked_shows(conn: psycopg.Connection) -> dict[str, frozenset[str]]:
     """Per user, the shows they marked "dislike" (any copy)."""
     out: dict[str, set[str]] = {}

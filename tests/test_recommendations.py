@@ -205,13 +205,18 @@ def test_picks_made_from_the_same_inputs_stand_and_any_change_makes_fresh_ones(w
     assert all(fresh[u] > before[u] for u in before)
     assert all("Comedy" not in (genres or []) for _, _, _, genres, *_ in latest(world, "alice"))
 
-    policy = world.server.state.users[alice].policy  # what a user may open is an input too
-    policy["BlockedTags"] = [*policy.get("BlockedTags", []), "no-such-tag"]
+    policy = world.server.state.users[alice].policy
+    saved = copy.deepcopy(policy)
     try:
+        policy["EnabledFolders"] = [*policy.get("EnabledFolders", []), "a-picks-library"]
         assert recommend_all(world, recompute=False).success
-        assert runs()[alice] > fresh[alice]
+        assert runs() == fresh  # a library holding no catalog series (as a picks library) changes no pick
+        policy["BlockedTags"] = [*policy.get("BlockedTags", []), "no-such-tag"]
+        assert recommend_all(world, recompute=False).success
+        assert runs()[alice] > fresh[alice]  # what a user may open is an input
     finally:
-        policy["BlockedTags"].remove("no-such-tag")
+        policy.clear()
+        policy.update(saved)
         with world.database.connect() as conn:
             conn.execute("DELETE FROM user_preferences WHERE user_id = %s", (alice,))
     assert recommend_all(world).success

@@ -70,6 +70,7 @@ from aperture_resources.media_server.access import AccessRules, SeriesCopy, Serv
 from aperture_resources.pipeline_config import PipelineConfig
 from aperture_resources.preference_store import effective_exclusions, load_preferences
 from aperture_resources.recommendation_store import (
+    catalog_libraries,
     count_without_vector,
     disliked_shows,
     inputs_version,
@@ -256,9 +257,11 @@ def inputs_digest(conn, model: str, params: Params, pipeline: PipelineConfig, ac
     picks were made from an equal digest keeps them (for RECOMPUTE_AFTER): a run that changes nothing rewrites
     nothing, and the libraries downstream see the same lists."""
     version = catalog_version(conn)
+    # as far as the catalog's libraries go (as UsersRules): a new picks library in every policy changes no pick
+    libraries = frozenset(access.permission_ids.get(i, i).replace("-", "").casefold() for i in catalog_libraries(conn))
     rules = sorted((user_id, [sorted(v) if isinstance(v, frozenset) else v
                               for v in (getattr(r, f.name) for f in fields(r))])
-                   for user_id, r in access.rules.items())
+                   for user_id, r in ((u, catalog_part(policy, libraries)) for u, policy in access.rules.items()))
     payload = [LOGIC_VERSION, model, params.as_dict(), pipeline.explanations, sorted(pipeline.excluded_genres()),
                sorted(pipeline.excluded_tags()), version.version, inputs_version(conn, model), rules,
                sorted(access.permission_ids.items()), sorted(access.scale.items())]
