@@ -280,13 +280,15 @@ def inputs_version(conn: psycopg.Connection, model: str) -> str:
         """, (model,)).fetchone()[0]
 
 
-def standing_users(conn: psycopg.Connection, user_ids: Sequence[str], inputs: str, since: datetime) -> set[str]:
-    """Those of `user_ids` whose latest run was made from `inputs` (its parameters' "inputs") at or after `since`."""
-    with conn.cursor(row_factory=scalar_row) as cur:
-        return set(cur.execute(
-            """
-            SELECT user_id FROM (
-                SELECT DISTINCT ON (user_id) user_id, parameters->>'inputs' AS inputs, created_at
-                FROM recommendation_runs WHERE user_id = ANY(%s) ORDER BY user_id, created_at DESC, id DESC) latest
-            WHERE inputs = %s AND created_at >= %s
-            """, (list(user_ids), inputs, since)).fetchall())
+def standing_users(conn: psycopg.Connection, user_ids: Sequence[str], inputs: str,
+                   since: datetime) -> dict[str, tuple[datetime, bool]]:
+    """Those of `user_ids` whose latest run was made from `inputs` (its parameters' "inputs") at or after `since`,
+    with that run's time and whether it was a cold start."""
+    rows = conn.execute(
+        """
+        SELECT user_id, created_at, cold_start FROM (
+            SELECT DISTINCT ON (user_id) user_id, parameters->>'inputs' AS inputs, created_at, cold_start
+            FROM recommendation_runs WHERE user_id = ANY(%s) ORDER BY user_id, created_at DESC, id DESC) latest
+        WHERE inputs = %s AND created_at >= %s
+        """, (list(user_ids), inputs, since)).fetchall()
+    return {user_id: (created_at, cold_start) for user_id, created_at, cold_start in rows}

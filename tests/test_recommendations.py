@@ -185,8 +185,7 @@ def test_picks_made_from_the_same_inputs_stand_and_any_change_makes_fresh_ones(w
     input, a changed policy or picks older than RECOMPUTE_AFTER make fresh ones."""
 
     def runs() -> dict[str, int]:
-        with world.database.connect() as conn:
-            return dict(conn.execute("SELECT user_id, max(id) FROM recommendation_runs GROUP BY user_id").fetchall())
+        return latest_run_ids(world)
 
     assert recommend_all(world).success
     before, alice = runs(), world.ids["alice"]
@@ -227,3 +226,29 @@ def test_picks_made_from_the_same_inputs_stand_and_any_change_makes_fresh_ones(w
                      (RECOMPUTE_AFTER, list(latest_runs.values())))
     assert recommend_all(world, recompute=False).success
     assert all(runs()[u] > latest_runs[u] for u in latest_runs)
+
+
+def test_a_user_who_may_open_nothing_keeps_an_empty_list_without_a_new_run(world):
+    policy = world.server.state.users[world.ids["bob"]].policy
+    saved = copy.deepcopy(policy)
+    try:
+        policy["EnableAllFolders"], policy["EnabledFolders"] = False, []
+        assert recommend_all(world).success
+        assert latest(world, "bob") == []
+        before = latest_run_ids(world)
+        result = recommend_all(world, recompute=False)
+        assert latest_run_ids(world) == before  # an empty list stands too: it does not make everyone's run again
+        totals = result.asset_materializations_for_node("series_recommendations")[-1].metadata
+        assert totals["run_users_unchanged"].value == len(world.keys)
+        bob = {e.partition: e.materialization.metadata for e in result.get_asset_materialization_events()}[
+            world.ids["bob"]]
+        assert bob["picks"].value == 0 and "unchanged_since" in bob
+    finally:
+        policy.clear()
+        policy.update(saved)
+
+
+def latest_run_ids(world) -> dict[str, int]:
+    """Each user's latest recommendation run id."""
+    with world.database.connect() as conn:
+        return dict(conn.execute("SELECT user_id, max(id) FROM recommendation_runs GROUP BY user_id").fetchall())

@@ -197,14 +197,15 @@ def series_recommendations(
     with database.connect() as conn:
         users = run_users(database, list(context.partition_keys))
         inputs = inputs_digest(conn, model, params, pipeline, access)
-        standing = {} if config.recompute else \
-            latest_picks_of(conn, sorted(standing_users(conn, users.ids, inputs, now - RECOMPUTE_AFTER)))
-        for user_id, picks in standing.items():  # nothing they were made from changed: they stand
-            context.add_asset_metadata(standing_metadata(picks), partition_key=users.key(user_id))
+        standing = {} if config.recompute else standing_users(conn, users.ids, inputs, now - RECOMPUTE_AFTER)
+        kept = latest_picks_of(conn, sorted(standing))
+        for user_id, (made_at, cold_start) in standing.items():  # nothing they were made from changed: they stand
+            context.add_asset_metadata(standing_metadata(kept.get(user_id, []), made_at, cold_start),
+                                       partition_key=users.key(user_id))
         todo = [u for u in users.ids if u not in standing]
         unchanged = {"run_users_unchanged": len(standing)}
         if not todo:
-            tuning = next(iter(standing.values()))[0].parameters.get("tuning", {}) if standing else {}
+            tuning = next((p[0].parameters.get("tuning") for p in kept.values()), None)
             return MaterializeResult(metadata={
                 **totals, **unchanged, "model": model, **(tuning_metadata(tuning) if tuning else {}),
                 "run_duration_seconds": round(time.perf_counter() - started, 3)})
@@ -268,14 +269,14 @@ def inputs_digest(conn, model: str, params: Params, pipeline: PipelineConfig, ac
     return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()
 
 
-def standing_metadata(picks: list[FullPick]) -> dict:
+def standing_metadata(picks: list[FullPick], made_at: datetime, cold_start: bool) -> dict:
     """A user whose picks stand: when they were made, and the picks as `user_metadata` shows them."""
     shown = [Pick(p.rank, p.series_id, p.series_id, p.name, p.score, p.components, p.evidence) for p in picks]
     return {
         "picks": len(picks),
-        "cold_start": picks[0].cold_start,
-        "unchanged_since": picks[0].created_at.isoformat(timespec="seconds"),
-        **picks_metadata(Result(shown, picks[0].cold_start, {})),
+        "cold_start": cold_start,
+        "unchanged_since": made_at.isoformat(timespec="seconds"),
+        **picks_metadata(Result(shown, cold_start, {})),
     }
 
 
