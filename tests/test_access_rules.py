@@ -240,3 +240,19 @@ def test_policies_differing_only_outside_the_catalogs_libraries_share_one_verdic
     assert part == catalog_part(parse_policy(policy), in_catalog)
     assert part != whole  # the picks library is gone from the key
     assert access_verdicts(part, SCALE, copies, list(copies)) == access_verdicts(whole, SCALE, copies, list(copies))
+
+
+@settings(max_examples=100, deadline=None)
+@given(policy=policies, library=st.lists(series_copies, min_size=3, max_size=8))
+def test_all_folders_and_the_list_the_library_stage_makes_of_them_share_one_key(policy, library) -> None:
+    """The library stage turns "all folders" into a list of the libraries plus the user's own picks library; the
+    key of the verdicts (and of the recommendations' inputs) must not change with it."""
+    copies = {f"show:{i}": [copy(lib, rating, tags, series_id=f"s{i}-{j}") for j, (lib, rating, tags) in enumerate(o)]
+              for i, o in enumerate(library)}
+    in_catalog = frozenset(c.library for cs in copies.values() for c in cs)
+    everything = {**policy, "EnableAllFolders": True}
+    listed = {**policy, "EnableAllFolders": False, "EnabledFolders": [*sorted(in_catalog), "picks-of-u1"]}
+    key = catalog_part(parse_policy(everything), in_catalog)
+    assert key == catalog_part(parse_policy(listed), in_catalog)
+    assert access_verdicts(key, SCALE, copies, list(copies)) == \
+        access_verdicts(parse_policy(everything), SCALE, copies, list(copies))

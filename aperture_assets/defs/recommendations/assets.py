@@ -155,8 +155,11 @@ class UsersRules:
 
 def catalog_part(policy: AccessRules, libraries: frozenset[str]) -> AccessRules:
     """`policy` as far as `libraries` (those holding a catalog copy, as `refusal` compares them) go: the same
-    verdict for every copy, and one for users whose policies differ only in other libraries."""
-    return replace(policy, folders=policy.folders & libraries, blocked_folders=policy.blocked_folders & libraries,
+    verdict for every copy, and one for users whose policies differ only in other libraries. "All folders" is
+    spelled as those libraries, the same policy as far as they go: the library stage turns a user's "all folders"
+    into a list (to keep others' picks libraries from them), which must not look like a new policy."""
+    folders = libraries if policy.all_folders else policy.folders & libraries
+    return replace(policy, all_folders=False, folders=folders, blocked_folders=policy.blocked_folders & libraries,
                    excluded_libraries=policy.excluded_libraries & libraries,
                    excluded_locations=frozenset(e for e in policy.excluded_locations if e[0] in libraries))
 
@@ -258,14 +261,16 @@ def inputs_digest(conn, model: str, params: Params, pipeline: PipelineConfig, ac
     picks were made from an equal digest keeps them (for RECOMPUTE_AFTER): a run that changes nothing rewrites
     nothing, and the libraries downstream see the same lists."""
     version = catalog_version(conn)
-    # as far as the catalog's libraries go (as UsersRules): a new picks library in every policy changes no pick
-    libraries = frozenset(access.permission_ids.get(i, i).replace("-", "").casefold() for i in catalog_libraries(conn))
+    # as far as the catalog's libraries go (as UsersRules): a new picks library, on the server and in every policy,
+    # changes no pick
+    held = catalog_libraries(conn)
+    libraries = frozenset(access.permission_ids.get(i, i).replace("-", "").casefold() for i in held)
     rules = sorted((user_id, [sorted(v) if isinstance(v, frozenset) else v
                               for v in (getattr(r, f.name) for f in fields(r))])
                    for user_id, r in ((u, catalog_part(policy, libraries)) for u, policy in access.rules.items()))
     payload = [LOGIC_VERSION, model, params.as_dict(), pipeline.explanations, sorted(pipeline.excluded_genres()),
                sorted(pipeline.excluded_tags()), version.version, inputs_version(conn, model), rules,
-               sorted(access.permission_ids.items()), sorted(access.scale.items())]
+               sorted((i, access.permission_ids.get(i)) for i in held), sorted(access.scale.items())]
     return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()
 
 
