@@ -320,12 +320,6 @@ class LibraryState:
                 out.add((library_id, path))
         return out
 
-    def may_see(self, user_id: str, item: Item) -> bool:
-        """Whether the user's policy lets them see this item (library access and parental controls)."""
-        if item.library_id not in self.visible_libraries(user_id):
-            return False
-        return (item.id if item.type == "Series" else item.series_id) not in self.refused_series(user_id)
-
     def _policy_key(self, user_id: str | None) -> str:
         """The user's policy as a cache key part (tests edit policies in place, without a bump)."""
         user = self.users.get(user_id) if user_id else None
@@ -416,11 +410,16 @@ class LibraryState:
     def resume(self, user_id: str, types: set[str]) -> list[Item]:
         """In-progress items (a playback position, not played), most recent first."""
         out = []
+        # the policy once per call, not per item: each picks library adds a folder to look through
+        visible, refused = self.visible_libraries(user_id), self.refused_series(user_id)
         for item_id, data in self.by_user(user_id).items():  # the user's own data, not every user's
-            item = self.items.get(item_id)
-            if item is None or not self.may_see(user_id, item):
+            if data.position_ticks <= 0 or data.played:
                 continue
-            if data.position_ticks > 0 and not data.played and (not types or item.type.lower() in types):
+            item = self.items.get(item_id)
+            if item is None or item.library_id not in visible \
+                    or (item.id if item.type == "Series" else item.series_id) in refused:
+                continue
+            if not types or item.type.lower() in types:
                 out.append((data.last_played or datetime(1970, 1, 1, tzinfo=UTC), item))
         return [item for _, item in sorted(out, key=lambda pair: (pair[0], pair[1].id), reverse=True)]
 
