@@ -66,9 +66,10 @@ class World:
                 "ai": ai_resource(self.ai, **self.ai_options),
                 "library": LibraryResource(media_server=media, **{"root": str(self.root), **self.library})}
 
-    def run(self, stages: tuple[str, ...] = STAGES) -> dict:
-        """Sync users to partitions (as `aperture run` does), then each stage as its own Dagster run, in the
-        spec's order, stopping at the first failure. Returns {stage: ExecuteInProcessResult}."""
+    def run(self, stages: tuple[str, ...] = STAGES, checks: tuple = ()) -> dict:
+        """Sync users to partitions (as `aperture run` does), then each stage as its own Dagster run (with
+        `checks`, asset checks to run with it), in the spec's order, stopping at the first failure. Returns
+        {stage: ExecuteInProcessResult}."""
         res = self.resources()
         enabled = set(apply_user_partitions(self.instance, res["media_server"], res["database"], res["pipeline"]))
         # a range runs over the partitions in the instance's order (a re-added user comes last), as the CLI does
@@ -76,7 +77,7 @@ class World:
         results = {}
         for stage in stages:
             tags = partition_range_tags(keys[0], keys[-1]) if stage in PER_USER else {}
-            result = materialize([ASSETS[stage]], resources=res, instance=self.instance, tags=tags,
+            result = materialize([ASSETS[stage], *checks], resources=res, instance=self.instance, tags=tags,
                                  raise_on_error=False)
             results[stage] = result
             if not result.success:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from aperture_assets.defs.library.checks import library_matches_recommendations
 from aperture_resources.library.resource import short_id
 from aperture_resources.media_server.access import parse_scale, rating_value
 from tests.robustness.helpers import failure_messages, ok
@@ -97,10 +98,13 @@ def test_a_restriction_added_after_the_picks_is_obeyed_by_the_next_library_sync(
     assert any(rating in ("TV-14", "TV-MA") for _, rating, *_ in before)  # something the limit will refuse
     with world.server.state.lock:
         world.server.state.users[alice].policy["MaxParentalRating"] = 10  # TV-PG on the sample's scale
-    again = world.run(("library",))
+    again = world.run(("library",), checks=(library_matches_recommendations,))
     assert again["library"].success, failure_messages(again)
     ratings = nfo_values(user_folder(world.root, alice), "mpaa")
     assert ratings and all(r in {"TV-Y", "TV-G", "TV-Y7", "TV-PG"} for r in ratings.values()), ratings
     (run,) = [e for e in again["library"].get_asset_materialization_events()][-1:]
     refused = {k: v.value for k, v in run.materialization.metadata.items()}["run_picks_refused_now"]
     assert refused == sum(1 for _, rating, *_ in before if rating in ("TV-14", "TV-MA"))
+    # the check judges the folder against the picks alice may open now: left out is not missing
+    checks = {e.check_name: e.passed for e in again["library"].get_asset_check_evaluations()}
+    assert checks["library_matches_recommendations"] is True, checks

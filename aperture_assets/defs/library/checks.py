@@ -13,12 +13,14 @@ from dagster import (
 )
 from lxml import etree
 
-from aperture_assets.wiring.partitions import run_users, users_partitions
+from aperture_assets.defs.library.assets import permitted_picks
+from aperture_assets.wiring.partitions import read_users, run_users, users_partitions
 from aperture_resources.database import DatabaseResource
 from aperture_resources.library.naming import series_folder_names
 from aperture_resources.library.resource import LibraryResource, owner_of
 from aperture_resources.library.server_sync import PendingPlaceholders, oldest_age
 from aperture_resources.library_store import picks_by_user
+from aperture_resources.media_server.access import read_access
 
 PLACEHOLDER_MAX_PENDING_SECONDS = 24 * 3600  # a placeholder not confirmed played within a day: warn
 
@@ -35,13 +37,16 @@ def folders_in_rank_order(series_dir: Path) -> list[str]:
     return [name for _, name in sorted(titled)]
 
 
-@asset_check(asset="series_library", description="Every enabled user's folder holds exactly their latest picks, "
-             "in rank order by sort title.")
+@asset_check(asset="series_library", description="Every enabled user's folder holds exactly their latest picks "
+             "that they may open now, in rank order by sort title.")
 def library_matches_recommendations(context: AssetCheckExecutionContext, library: LibraryResource,
                                     database: DatabaseResource) -> AssetCheckResult:
     user_ids = run_users(database, context.instance.get_dynamic_partitions(users_partitions.name)).ids
     with database.connect() as conn:
         picks = picks_by_user(conn, user_ids, episodes_too=False)  # folder names need the series, not episodes
+    # as the library stage links them: a pick the user's policy refuses since it was made is left out, not missing
+    with library.media_server.client() as client:
+        picks, refused = permitted_picks(read_access(client, read_users(client), client.libraries()), picks)
     mismatches = {}
     for user_id in user_ids:
         names = series_folder_names(picks[user_id])
@@ -51,7 +56,7 @@ def library_matches_recommendations(context: AssetCheckExecutionContext, library
             mismatches[user_id] = {"expected": expected, "on_disk": actual}
     return AssetCheckResult(passed=not mismatches, metadata={
         "users_checked": len(user_ids), "users_mismatched": len(mismatches),
-        "mismatches": MetadataValue.json(mismatches)})
+        "mismatches": MetadataValue.json(mismatches), "picks_refused_now": MetadataValue.json(refused)})
 
 
 @asset_check(asset="series_library", description="No sorting placeholder has waited more than a day to be "
