@@ -62,13 +62,7 @@ def user_states(conn: psycopg.Connection) -> list[UserState]:
 
 def latest_picks(conn: psycopg.Connection, user_id: str) -> list[FullPick]:
     """The user's current picks in rank order (empty before their first recommendations run)."""
-    with conn.cursor(row_factory=class_row(FullPick)) as cur:
-        return cur.execute(
-            "SELECT r.rank, r.series_id, s.name, s.year, r.score, r.components, r.evidence, r.explanation, "
-            "r.created_at, r.cold_start, runs.parameters "
-            "FROM latest_recommendations r JOIN series s ON s.id = r.series_id "
-            "JOIN recommendation_runs runs ON runs.id = r.run_id WHERE r.user_id = %s ORDER BY r.rank",
-            (user_id,)).fetchall()
+    return latest_picks_of(conn, [user_id]).get(user_id, [])
 
 
 def new_picks(conn: psycopg.Connection) -> dict[str, int | None]:
@@ -90,7 +84,7 @@ def new_picks(conn: psycopg.Connection) -> dict[str, int | None]:
 
 
 def latest_picks_of(conn: psycopg.Connection, user_ids: list[str]) -> dict[str, list[FullPick]]:
-    """`latest_picks` for several users at once (users without picks are left out)."""
+    """Each user's current picks in rank order (users without picks are left out)."""
     picks: dict[str, list[FullPick]] = {}
     for user_id, *row in conn.execute(
             "SELECT r.user_id, r.rank, r.series_id, s.name, s.year, r.score, r.components, r.evidence, r.explanation, "

@@ -121,9 +121,14 @@ def _under(path: str | None, location: str) -> bool:
     return path is not None and (path == location or path.startswith(location.rstrip("/") + "/"))
 
 
+def library_key(permission_id: str) -> str:
+    """A library's permission id as policies are compared with it (`_ids`: no dashes, case folded)."""
+    return permission_id.replace("-", "").casefold()
+
+
 def refusal(rules: AccessRules, scale: Mapping[str, int], copy: SeriesCopy) -> str | None:
     """The first rule (of RULES) that keeps this copy from the user, or None if they may open it."""
-    library = copy.library.replace("-", "").casefold()
+    library = library_key(copy.library)
     if (not rules.all_folders and library not in rules.folders) or library in rules.blocked_folders \
             or library in rules.excluded_libraries \
             or any(lib == library and _under(copy.path, loc) for lib, loc in rules.excluded_locations):

@@ -66,7 +66,7 @@ from aperture_assets.wiring.stage import stage_body
 from aperture_resources.ai import AIProviderResource
 from aperture_resources.database import DatabaseResource
 from aperture_resources.media_server import MediaServerResource
-from aperture_resources.media_server.access import AccessRules, SeriesCopy, ServerAccess, read_access
+from aperture_resources.media_server.access import AccessRules, SeriesCopy, ServerAccess, library_key, read_access
 from aperture_resources.pipeline_config import PipelineConfig
 from aperture_resources.preference_store import effective_exclusions, load_preferences
 from aperture_resources.recommendation_store import (
@@ -142,8 +142,7 @@ class UsersRules:
         self.preferences = load_preferences(conn, user_ids)
         self.global_genres, self.global_tags = pipeline.excluded_genres(), pipeline.excluded_tags()
         self._verdicts: dict = {}
-        # as `refusal` compares a copy's library
-        self.libraries = frozenset(c.library.replace("-", "").casefold() for cs in self.copies.values() for c in cs)
+        self.libraries = frozenset(library_key(c.library) for cs in self.copies.values() for c in cs)
 
     def of(self, user_id: str) -> Rules:
         policy = catalog_part(self.access.of(user_id), self.libraries)
@@ -154,7 +153,7 @@ class UsersRules:
 
 
 def catalog_part(policy: AccessRules, libraries: frozenset[str]) -> AccessRules:
-    """`policy` as far as `libraries` (those holding a catalog copy, as `refusal` compares them) go: the same
+    """`policy` as far as `libraries` (the `library_key`s of those holding a catalog copy) go: the same
     verdict for every copy, and one for users whose policies differ only in other libraries. "All folders" is
     spelled as those libraries, the same policy as far as they go: the library stage turns a user's "all folders"
     into a list (to keep others' picks libraries from them), which must not look like a new policy."""
@@ -264,7 +263,7 @@ def inputs_digest(conn, model: str, params: Params, pipeline: PipelineConfig, ac
     # as far as the catalog's libraries go (as UsersRules): a new picks library, on the server and in every policy,
     # changes no pick
     held = catalog_libraries(conn)
-    libraries = frozenset(access.permission_ids.get(i, i).replace("-", "").casefold() for i in held)
+    libraries = frozenset(library_key(access.permission_ids.get(i, i)) for i in held)
     rules = sorted((user_id, [sorted(v) if isinstance(v, frozenset) else v
                               for v in (getattr(r, f.name) for f in fields(r))])
                    for user_id, r in ((u, catalog_part(policy, libraries)) for u, policy in access.rules.items()))
