@@ -17,10 +17,9 @@ from aperture_assets.logic.recommend import (
     History,
     Params,
     Rules,
-    Scored,
     content_only_baseline,
     popular_baseline,
-    rank,
+    ranked_shows,
     ranking_metrics,
     retaste,
     score,
@@ -62,12 +61,6 @@ def signal_columns(catalog: Catalog, index: Mapping[str, int]) -> np.ndarray:
     return np.array([index.get(s, -1) for s in catalog.shows], dtype=np.intp)
 
 
-def picks(catalog: Catalog, scored: Scored, params: Params) -> list[str]:
-    """The shows `recommend` would pick from `scored`, in rank order."""
-    order, _, _ = rank(scored, params)
-    return [catalog.shows[scored.candidates[i]] for i in order]
-
-
 def evaluate(catalog: Catalog, histories: Mapping[str, Sequence[History]], now: datetime, k: int,
              disliked: Mapping[str, frozenset[str]] | None = None) -> tuple[dict[str, dict[str, float]], int, Tuning]:
     """(mean hit-rate, recall and nDCG at k per method, users evaluated, the tuning of the aperture method)."""
@@ -105,8 +98,8 @@ def evaluate_users(catalog: Catalog, histories: Mapping[str, Sequence[History]],
         pool = local_pool(view, rest, list(tastes[user]), signal, neighbours)
         scored = score(view, rest, signal, now, default, pool, rules)  # once; the tuned half-life re-weights it
         ranked = {
-            "aperture": picks(view, retaste(scored, view, rest, now, tuning.params, rules), tuning.params),
-            "aperture_default": picks(view, scored, default),
+            "aperture": ranked_shows(view, retaste(scored, view, rest, now, tuning.params, rules), tuning.params),
+            "aperture_default": ranked_shows(view, scored, default),
             "popular": popular_baseline(view, rest, k),
             "content_only": content_only_baseline(view, rest, now, k),
             "ease": collaborative_baseline(view, rest, signal, k, columns["ease"]),

@@ -338,6 +338,12 @@ def rank(scored: Scored, params: Params) -> tuple[list[int], np.ndarray, np.ndar
     return [int(top[i]) for i in order], scores, overlap
 
 
+def ranked_shows(catalog: Catalog, scored: Scored, params: Params) -> list[str]:
+    """The shows `recommend` would pick from `scored`, in rank order (for measuring rankings)."""
+    order, _, _ = rank(scored, params)
+    return [catalog.shows[scored.candidates[i]] for i in order]
+
+
 def recommend(catalog: Catalog, history: Sequence[History], collab: UserSignal | Mapping[str, float],
               now: datetime, params: Params = Params(), pool: set[str] | None = None,
               rules: Rules = Rules()) -> Result:

@@ -26,7 +26,7 @@ from aperture_assets.logic.recommend import (
     Params,
     Rules,
     Scored,
-    rank,
+    ranked_shows,
     ranking_metrics,
     retaste,
     score,
@@ -207,9 +207,7 @@ def ndcgs(scored: Mapping[str, Scored], catalog: Catalog, hidden: Mapping[str, s
     """nDCG@count of each user in `scored`, ranking each under `params`."""
     out = []
     for user, s in scored.items():
-        order, _, _ = rank(s, params)
-        shows = [catalog.shows[s.candidates[i]] for i in order]
-        out.append(ranking_metrics(shows, hidden[user], params.count)["ndcg"])
+        out.append(ranking_metrics(ranked_shows(catalog, s, params), hidden[user], params.count)["ndcg"])
     return np.array(out)
 
 
